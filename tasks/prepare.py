@@ -1,0 +1,131 @@
+"""Turn a raw labelled text dataset into a task's tokenized train and test splits, cached as Arrow.
+
+A source (packaged, hub, files, synthetic) returns a ``Dataset`` (split here) or a ``DatasetDict`` with
+``train`` and ``test``; each has a ``text`` column (or ready ``input_ids``) and a ``label`` column.
+Subsampling per class and the split are deterministic functions of the seed and the task name, and
+the prepared splits are saved with ``save_to_disk`` under a key of everything that shapes them, so a
+second run with the same settings does no preparation at all.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import zlib
+from pathlib import Path
+
+import numpy as np
+from datasets import ClassLabel, Dataset, DatasetDict, Value, load_from_disk
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from cl.fetch import cache_dir
+
+PREP_VERSION = 1  # bump when the preparation below changes what it writes
+
+
+def normalize_columns(ds: Dataset, text_column: str, label_column: str, where: str) -> Dataset:
+    """Rename the user's columns to ``text``/``label`` and make ``label`` a ClassLabel."""
+    for col in (text_column, label_column):
+        if col not in ds.column_names:
+            raise ValueError(
+                f"{where}: no column {col!r}; columns are {ds.column_names}. "
+                f"Set text_column/label_column in the task's source config."
+            )
+    ds = ds.select_columns([text_column, label_column])
+    if text_column != "text":
+        ds = ds.rename_column(text_column, "text")
+    if label_column != "label":
+        ds = ds.rename_column(label_column, "label")
+    if not isinstance(ds.features["label"], ClassLabel):  # strings or arbitrary integers -> class ids
+        ds = ds.cast_column("label", Value("string")).class_encode_column("label")
+    return ds
+
+
+def _class_indices(labels: np.ndarray, rng: np.random.Generator) -> dict[int, np.ndarray]:
+    return {int(c): rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+
+
+def split_and_subsample(raw, spec: DictConfig, seed: int, name: str) -> tuple[Dataset, Dataset]:
+    """Per class: a fixed number (or all) of shuffled examples for train and for test."""
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    train_n, test_n = spec.get("train_per_class"), spec.get("test_per_class")
+    if isinstance(raw, DatasetDict):
+        missing = {"train", "test"} - set(raw)
+        if missing:
+            raise ValueError(f"task {name!r}: the source has splits {list(raw)}, needs 'train' and 'test'")
+        picks = []
+        for split, n in (("train", train_n), ("test", test_n)):
+            by_class = _class_indices(np.asarray(raw[split]["label"]), rng)
+            idx = np.concatenate([ix[:n] for ix in by_class.values()]) if by_class else np.array([], int)
+            picks.append(raw[split].select(np.sort(idx)))
+        return picks[0], picks[1]
+    fraction = spec.get("test_fraction", 0.2)
+    train_idx, test_idx = [], []
+    for ix in _class_indices(np.asarray(raw["label"]), rng).values():
+        n_test = test_n if test_n is not None else int(round(len(ix) * fraction))
+        test_idx.append(ix[:n_test])
+        train_idx.append(ix[n_test:][:train_n] if train_n is not None else ix[n_test:])
+    cat = lambda parts: np.sort(np.concatenate(parts)) if parts else np.array([], int)  # noqa: E731
+    return raw.select(cat(train_idx)), raw.select(cat(test_idx))
+
+
+def check_splits(name: str, train: Dataset, test: Dataset, label_names: list[str]) -> None:
+    """Fail before training on splits that cannot give a meaningful accuracy."""
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"task {name!r} is empty (train={len(train)}, test={len(test)}): check its source and sizes")
+    seen = set(train["label"])
+    if len(seen) < 2:
+        only = [label_names[i] for i in seen]
+        raise ValueError(f"task {name!r} has a single class in training ({only}): a task needs two or more")
+    unseen = set(test["label"]) - seen
+    if unseen:
+        raise ValueError(
+            f"task {name!r}: test labels {[label_names[i] for i in sorted(unseen)]} never occur in training; "
+            f"add training examples of them or drop them from the test data"
+        )
+
+
+def _tokenize(ds: Dataset, tokenizer, max_length: int) -> Dataset:
+    if "input_ids" not in ds.column_names:
+        if tokenizer is None:
+            raise ValueError("this stream has raw text but the model has no tokenizer")
+
+        def encode(batch):
+            return {"input_ids": tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]}
+
+        ds = ds.map(encode, batched=True, remove_columns=["text"], desc="tokenize")
+    ds = ds.select_columns(["input_ids", "label"])
+    return ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True, desc="lengths")
+
+
+def _fingerprint(name: str, spec: DictConfig, seed: int, tokenizer, max_length: int) -> str:
+    source = OmegaConf.to_container(spec, resolve=True)
+    files = {}  # user files: their size and time enter the key, so an edited file is prepared again
+    for value in json.dumps(source).split('"'):
+        if len(value) < 4096 and os.path.exists(value):
+            st = os.stat(value)
+            files[value] = [st.st_size, st.st_mtime_ns]
+    tok = getattr(tokenizer, "name_or_path", None), getattr(tokenizer, "vocab_size", None)
+    blob = json.dumps([PREP_VERSION, name, source, seed, max_length, tok, files], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def prepare_task(name: str, spec: DictConfig, tokenizer, seed: int, max_length: int, cache: bool = True):
+    """Return ``(label_names, train, test)`` for one task, from the Arrow cache when possible."""
+    path = cache_dir() / "prepared" / f"{name}-{_fingerprint(name, spec, seed, tokenizer, max_length)}"
+    if cache and (path / "dataset_dict.json").exists():
+        dd = load_from_disk(str(path))
+        return dd["train"].features["label"].names, dd["train"], dd["test"]
+    raw = instantiate(spec.source)
+    train, test = split_and_subsample(raw, spec, seed, name)
+    label_names = train.features["label"].names
+    check_splits(name, train, test, label_names)
+    dd = DatasetDict(train=_tokenize(train, tokenizer, max_length), test=_tokenize(test, tokenizer, max_length))
+    if cache:  # write beside, then rename: a crash never leaves a half-written cache entry
+        tmp = Path(f"{path}.tmp{os.getpid()}")
+        dd.save_to_disk(str(tmp))
+        shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+        dd = load_from_disk(str(path))
+    return label_names, dd["train"], dd["test"]

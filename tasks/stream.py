@@ -1,0 +1,111 @@
+"""A stream: the ordered tasks of one continual-learning run, and their data loaders."""
+
+from dataclasses import dataclass, field
+
+import torch
+from datasets import Dataset, concatenate_datasets
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+
+from tasks.prepare import prepare_task
+
+SCENARIOS = ("task", "class")
+
+
+@dataclass
+class Task:
+    """One task: its class names and tokenized splits (columns ``input_ids``, ``label``, ``length``, ``task_id``)."""
+
+    name: str
+    label_names: list[str]
+    train: Dataset
+    test: Dataset
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.label_names)
+
+
+@dataclass
+class Stream:
+    """Tasks in training order.
+
+    ``scenario="task"``: task-incremental, a head per task and the task id known at test time.
+    ``scenario="class"``: class-incremental, one head over the union of all tasks' classes, no task id.
+    """
+
+    name: str
+    tasks: list[Task]
+    scenario: str = "task"
+    pad_id: int = 0
+    class_offsets: list[int] = field(init=False)
+
+    def __post_init__(self):
+        if self.scenario not in SCENARIOS:
+            raise ValueError(f"stream.scenario must be one of {SCENARIOS}, got {self.scenario!r}")
+        sizes = [t.num_classes for t in self.tasks]
+        self.class_offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def task_names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    def head_sizes(self) -> list[int]:
+        sizes = [t.num_classes for t in self.tasks]
+        return sizes if self.scenario == "task" else [sum(sizes)]
+
+    def train_loader(self, data: Dataset, batch_size: int, seed: int) -> DataLoader:
+        # Training keeps a plain seeded shuffle: bucketing by length would change which examples
+        # share a batch, and with it the learning; only padding is per batch.
+        gen = torch.Generator().manual_seed(seed)
+        return DataLoader(data, batch_size, shuffle=True, generator=gen, collate_fn=self.collate)
+
+    def test_loaders(self, batch_size: int) -> list[DataLoader]:
+        # Accuracy does not depend on order, so evaluation sorts by length: batches of similar
+        # length waste little compute on padding.
+        loaders = []
+        for task in self.tasks:
+            order = sorted(range(len(task.test)), key=task.test["length"].__getitem__, reverse=True)
+            loaders.append(DataLoader(task.test, batch_size, sampler=order, collate_fn=self.collate))
+        return loaders
+
+    def union_train(self, upto: int) -> Dataset:
+        """Training data of tasks ``0..upto`` together (joint training)."""
+        return concatenate_datasets([t.train for t in self.tasks[: upto + 1]])
+
+    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        """Pad each batch to its own longest sequence (dynamic padding)."""
+        longest = max(len(r["input_ids"]) for r in rows)
+        ids = torch.full((len(rows), longest), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), longest), dtype=torch.long)
+        for i, r in enumerate(rows):
+            ids[i, : len(r["input_ids"])] = torch.as_tensor(r["input_ids"])
+            mask[i, : len(r["input_ids"])] = 1
+        return {
+            "input_ids": ids,
+            "attention_mask": mask,
+            "labels": torch.tensor([r["label"] for r in rows]),
+            "task_ids": torch.tensor([r["task_id"] for r in rows]),
+        }
+
+
+def build_stream(cfg: DictConfig, tokenizer, seed: int) -> Stream:
+    """Prepare every task named in ``cfg.tasks``, in ``cfg.order`` if given (indices into that list)."""
+    names = list(cfg.tasks)
+    order = list(cfg.order) if cfg.get("order") is not None else list(range(len(names)))
+    if sorted(order) != list(range(len(names))):
+        raise ValueError(f"stream.order must be a permutation of 0..{len(names) - 1} (tasks {names}), got {order}")
+    tasks = []
+    for task_id, i in enumerate(order):
+        name = names[i]
+        labels, train, test = prepare_task(
+            name, cfg.tasks[name], tokenizer, seed, cfg.max_length, cfg.get("cache", True)
+        )
+        train = train.add_column("task_id", [task_id] * len(train))
+        test = test.add_column("task_id", [task_id] * len(test))
+        tasks.append(Task(name, labels, train, test))
+    pad_id = getattr(tokenizer, "pad_token_id", None) or 0
+    return Stream(cfg.name, tasks, cfg.get("scenario", "task"), pad_id)
