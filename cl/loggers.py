@@ -68,3 +68,11 @@ def log_final(loggers: list[Logger], results, out_dir: str) -> None:
             run.log({"accuracy_matrix": wandb.Table(columns=["after", *results.task_names], data=rows)})
             run.log({"accuracy_heatmap": wandb.Image(str(Path(out_dir) / "accuracy_matrix.png"))})
         logger.save()
+
+
+def close(loggers: list[Logger], ok: bool) -> None:
+    """Finish wandb runs: in a Hydra multirun all jobs share one process, and an unfinished run would
+    swallow the next job's metrics."""
+    for logger in loggers:
+        if isinstance(logger, WandbLogger) and logger._experiment is not None:
+            logger.experiment.finish(exit_code=0 if ok else 1)

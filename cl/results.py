@@ -67,6 +67,7 @@ class RunResults:
     train_seconds: list[float] = field(default_factory=list)
     eval_seconds: list[float] = field(default_factory=list)
     initial_eval_seconds: float = 0.0
+    test_examples: list[int] = field(default_factory=list)
     train_examples: list[int] = field(default_factory=list)
     trainable_params: list[int] = field(default_factory=list)
     total_params: int = 0
@@ -105,15 +106,17 @@ class RunResults:
         _write_atomic(out / "accuracy_matrix.csv", ("\n".join(lines) + "\n").encode())
         from cl.plots import heatmap_png  # matplotlib is slow to import: only when writing
 
-        _write_atomic(out / "accuracy_matrix.png", heatmap_png(self.accuracy_matrix, self.task_names, self.strategy))
+        title = f"{self.strategy} on {self.stream}, seed {self.seed}"
+        _write_atomic(out / "accuracy_matrix.png", heatmap_png(self.accuracy_matrix, self.task_names, title))
 
     def table(self) -> str:
         """The accuracy matrix and the metrics as aligned text."""
+        labels = ["initial", *(f"after {n}" for n in self.task_names[: self.completed_tasks])]
+        first = max(len(x) for x in [*labels, "train \\ eval"]) + 1
         width = max(8, *(len(n) for n in self.task_names)) + 1
-        head = "train \\ eval".ljust(14) + "".join(n.rjust(width) for n in self.task_names)
-        rows = [head, "initial".ljust(14) + "".join(f"{a:{width}.3f}" for a in self.initial_accuracy)]
-        for i, row in enumerate(self.accuracy_matrix):
-            rows.append(f"after {self.task_names[i]}"[:14].ljust(14) + "".join(f"{a:{width}.3f}" for a in row))
+        rows = ["train \\ eval".ljust(first) + "".join(n.rjust(width) for n in self.task_names)]
+        for label, row in zip(labels, [self.initial_accuracy, *self.accuracy_matrix]):
+            rows.append(label.ljust(first) + "".join(f"{a:{width}.3f}" for a in row))
         rows.append("")
         rows += [f"{name:<20} {value:8.4f}" for name, value in self.metrics().items()]
         return "\n".join(rows)

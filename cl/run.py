@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cl.loggers import close as close_loggers
 from cl.loop import ContinualLoop
 from cl.models import build_encoder
 from cl.module import ContinualModule
@@ -75,6 +76,7 @@ def run(cfg: DictConfig, out_dir: str) -> RunResults:
         seed=cfg.seed,
         scenario=stream.scenario,
         task_names=stream.task_names,
+        test_examples=[len(t.test) for t in stream.tasks],
         config=OmegaConf.to_container(cfg, resolve=True),
         total_params=sum(p.numel() for p in module.parameters()),
     )
@@ -84,9 +86,10 @@ def run(cfg: DictConfig, out_dir: str) -> RunResults:
         ", ".join(f"{t.name} {len(t.train)}/{len(t.test)}" for t in stream.tasks),
         results.strategy, cfg.model.name,
     )  # fmt: skip
+    loggers = build_loggers(cfg)
     loop = ContinualLoop(
         module, stream, callbacks, OmegaConf.to_container(cfg.trainer, resolve=True), results, out_dir,
-        cfg.batch_size, cfg.eval_batch_size, cfg.seed, build_loggers(cfg),
+        cfg.batch_size, cfg.eval_batch_size, cfg.seed, loggers,
     )  # fmt: skip
     try:
         loop.run()
@@ -95,7 +98,9 @@ def run(cfg: DictConfig, out_dir: str) -> RunResults:
         results.status = "interrupted"
         results.save(out_dir)
         log.error("run stopped after %d finished tasks; results so far in %s", results.completed_tasks, out_dir)
+        close_loggers(loggers, ok=False)
         raise
+    close_loggers(loggers, ok=True)
     log.info("accuracy matrix (rows: after training on; columns: evaluated on)\n%s", results.table())
     log.info("results in %s", out_dir)
     return results

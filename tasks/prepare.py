@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Value, load_from_disk
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -117,7 +118,12 @@ def prepare_task(name: str, spec: DictConfig, tokenizer, seed: int, max_length: 
     if cache and (path / "dataset_dict.json").exists():
         dd = load_from_disk(str(path))
         return dd["train"].features["label"].names, dd["train"], dd["test"]
-    raw = instantiate(spec.source)
+    try:
+        raw = instantiate(spec.source)
+    except InstantiationException as err:  # show the source's own message, not Hydra's wrapper
+        if isinstance(err.__cause__, ValueError | OSError):
+            raise err.__cause__ from None
+        raise
     train, test = split_and_subsample(raw, spec, seed, name)
     label_names = train.features["label"].names
     check_splits(name, train, test, label_names)

@@ -1,0 +1,114 @@
+"""Whole runs on the synthetic stream, through the entry point users call."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cl.callback import ContinualCallback
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "cl.run", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_cli_run_writes_every_result_file(tmp_path):
+    out = tmp_path / "out"
+    done = cli("stream=synthetic", "logger=csv", "seed=3", "trainer.max_epochs=1", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    res = json.loads((out / "results.json").read_text())
+    t = len(res["task_names"])
+    assert t == 3 and res["status"] == "finished" and res["seed"] == 3
+    assert len(res["accuracy_matrix"]) == t and all(len(row) == t for row in res["accuracy_matrix"])
+    assert len(res["initial_accuracy"]) == t
+    assert set(res["metrics"]) == {"acc", "avg_incremental_acc", "bwt", "fwt", "forgetting", "learning_acc"}
+    assert res["metrics"]["acc"] == pytest.approx(sum(res["accuracy_matrix"][-1]) / t)
+    assert len(res["train_seconds"]) == len(res["eval_seconds"]) == t
+    assert res["trainable_params"][0] == res["total_params"] > 0
+    assert res["peak_memory"]["rss_mb"] > 0 and res["versions"]["torch"]
+    assert res["config"]["trainer"]["max_epochs"] == 1
+    csv = (out / "accuracy_matrix.csv").read_text().splitlines()
+    assert csv[0] == "after,t0,t1,t2" and len(csv) == t + 2
+    assert (out / "accuracy_matrix.png").read_bytes()[:4] == b"\x89PNG"
+    assert list((out / "csv").rglob("metrics.csv")), "the CSV logger wrote nothing"
+    assert "accuracy matrix" in done.stdout + done.stderr
+
+
+def test_cli_multirun_sweeps_seeds(tmp_path):
+    sweep = tmp_path / "sweep"
+    done = cli(
+        "-m", "stream=synthetic", "logger=none", "trainer.max_epochs=1", "seed=0,1", f"hydra.sweep.dir={sweep}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = sorted(sweep.rglob("results.json"))
+    assert len(found) == 2
+    assert {json.loads(p.read_text())["seed"] for p in found} == {0, 1}
+
+
+def test_unknown_strategy_lists_the_choices(tmp_path):
+    done = cli("stream=synthetic", "strategy=nope", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "nope" in done.stderr and "naive" in done.stderr
+
+
+def test_naive_learns_each_task(run_synthetic):
+    res = run_synthetic()
+    diagonal = [res.accuracy_matrix[i][i] for i in range(3)]
+    assert min(diagonal) > 0.75, res.accuracy_matrix  # chance is 0.5
+    assert max(res.initial_accuracy) < 0.75
+
+
+def test_same_seed_gives_identical_results(run_synthetic, tmp_path):
+    a = run_synthetic("trainer.max_epochs=1", out=tmp_path / "a")
+    b = run_synthetic("trainer.max_epochs=1", out=tmp_path / "b")
+    assert a.accuracy_matrix == b.accuracy_matrix and a.metrics() == b.metrics()
+
+
+def test_class_incremental_uses_one_head_over_all_classes(run_synthetic):
+    res = run_synthetic("stream.scenario=class")
+    assert res.scenario == "class"
+    # One head of 6 classes: a task's classes are unreachable before it is trained, so the untrained
+    # tasks score 0 and the newest task dominates, the classic class-incremental collapse.
+    assert res.accuracy_matrix[0][0] > 0.6  # within-task chance is 0.5
+    assert res.accuracy_matrix[0][2] < 0.3
+
+
+def test_task_order_permutes_the_stream(run_synthetic):
+    res = run_synthetic("trainer.max_epochs=1", "stream.order=[2,0,1]")
+    assert res.task_names == ["t2", "t0", "t1"]
+
+
+class Boom(ContinualCallback):
+    def on_task_start(self, module, task_id, stream):
+        if task_id == 2:
+            raise RuntimeError("simulated crash")
+
+
+def test_a_crash_keeps_the_finished_tasks(run_synthetic, tmp_path, monkeypatch):
+    monkeypatch.setattr("cl.run.build_callbacks", lambda strategies: [Boom()])
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        run_synthetic("trainer.max_epochs=1", out=tmp_path / "crash")
+    res = json.loads((tmp_path / "crash" / "results.json").read_text())
+    assert res["status"] == "interrupted" and res["completed_tasks"] == 2
+    assert len(res["accuracy_matrix"]) == 2 and res["metrics"]["acc"] is not None
+
+
+def test_wandb_offline_gets_matrix_table_heatmap_and_summary(run_synthetic, tmp_path):
+    out = tmp_path / "w"
+    run_synthetic("logger=wandb", f"logger.save_dir={out}", "trainer.max_epochs=1", out=out)
+    runs = list((out / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1, "wandb did not fall back to an offline run"
+    media = {p.parent.name for p in (runs[0] / "files" / "media").rglob("*") if p.is_file()}
+    assert media == {"table", "images"}
+    # Offline runs keep the summary only in the protobuf record log; its keys are plain UTF-8 there.
+    record_log = next(runs[0].glob("*.wandb")).read_bytes()
+    for key in (b"forgetting", b"avg_incremental_acc", b"eval/t2/acc", b"initial_accuracy"):
+        assert key in record_log, key

@@ -1,0 +1,129 @@
+"""Where tasks come from: user files, local dataset folders (the hub code path), splits and caching."""
+
+import json
+
+import pytest
+from datasets import Dataset
+from omegaconf import OmegaConf
+
+from tasks import build_stream
+from tasks.prepare import prepare_task
+
+
+def write_csv(path, rows, header=("text", "label")):
+    path.write_text("\n".join([",".join(header), *(f"{t},{y}" for t, y in rows)]) + "\n")
+    return path
+
+
+def rows(n=20, labels=("pos", "neg")):
+    return [(f"example {label} {i}", label) for i in range(n) for label in labels]
+
+
+def spec(source: dict, **sizes):
+    return OmegaConf.create({"source": source, **sizes})
+
+
+def test_raw_text_needs_a_tokenizer(tmp_path):
+    f = write_csv(tmp_path / "a.csv", rows(20))
+    s = spec({"_target_": "tasks.files.load", "train": str(f)})
+    with pytest.raises(ValueError, match="tokenizer"):  # raw text needs a tokenizer
+        prepare_task("a", s, None, seed=0, max_length=16, cache=False)
+
+
+class WordTokenizer:
+    """Enough of a tokenizer for preparation tests: one id per word."""
+
+    name_or_path, vocab_size, pad_token_id = "words", 1000, 0
+
+    def __call__(self, texts, truncation=True, max_length=16):
+        return {"input_ids": [[1 + hash(w) % 999 for w in t.split()][:max_length] for t in texts]}
+
+
+def test_split_sizes_and_determinism(tmp_path):
+    f = write_csv(tmp_path / "a.csv", rows(20))
+    s = spec({"_target_": "tasks.files.load", "train": str(f)}, train_per_class=10, test_per_class=5)
+    names, train, test = prepare_task("a", s, WordTokenizer(), seed=0, max_length=16, cache=False)
+    assert names == ["neg", "pos"] and len(train) == 20 and len(test) == 10
+    _, train2, _ = prepare_task("a", s, WordTokenizer(), seed=0, max_length=16, cache=False)
+    _, train3, _ = prepare_task("a", s, WordTokenizer(), seed=1, max_length=16, cache=False)
+    assert train["input_ids"] == train2["input_ids"] and train["input_ids"] != train3["input_ids"]
+
+
+def test_separate_train_and_test_jsonl_files(tmp_path):
+    tr, te = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
+    tr.write_text("\n".join(json.dumps({"sentence": t, "y": y}) for t, y in rows(6)))
+    te.write_text("\n".join(json.dumps({"sentence": t, "y": y}) for t, y in rows(3)))
+    src = {"_target_": "tasks.files.load", "train": str(tr), "test": str(te)}
+    src |= {"text_column": "sentence", "label_column": "y"}
+    names, train, test = prepare_task("j", spec(src), WordTokenizer(), seed=0, max_length=16, cache=False)
+    assert names == ["neg", "pos"] and len(train) == 12 and len(test) == 6
+
+
+def test_local_dataset_folder_goes_through_the_hub_loader(tmp_path):
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    write_csv(folder / "train.csv", rows(8), header=("review", "stars"))
+    write_csv(folder / "test.csv", rows(4), header=("review", "stars"))
+    src = {"_target_": "tasks.hub.load", "path": str(folder), "text_column": "review", "label_column": "stars"}
+    names, train, test = prepare_task("h", spec(src), WordTokenizer(), seed=0, max_length=16, cache=False)
+    assert len(train) == 16 and len(test) == 8 and len(names) == 2
+
+
+def test_prepared_splits_are_cached(tmp_path, monkeypatch):
+    f = write_csv(tmp_path / "a.csv", rows(10))
+    s = spec({"_target_": "tasks.files.load", "train": str(f)}, test_per_class=3)
+    _, first, _ = prepare_task("c", s, WordTokenizer(), seed=0, max_length=16)
+    monkeypatch.setattr("tasks.prepare.instantiate", lambda *a, **k: pytest.fail("prepared again"))
+    _, second, _ = prepare_task("c", s, WordTokenizer(), seed=0, max_length=16)
+    assert first["input_ids"] == second["input_ids"]
+    f.write_text(f.read_text() + "one more,pos\n")  # an edited file is a new cache key
+    with pytest.raises(pytest.fail.Exception, match="prepared again"):
+        prepare_task("c", s, WordTokenizer(), seed=0, max_length=16)
+
+
+@pytest.mark.parametrize(
+    "data, sizes, error",
+    [
+        (rows(10, labels=("only",)), {}, "single class"),
+        (rows(10), {"train_per_class": 0}, "empty"),
+    ],
+)
+def test_bad_tasks_fail_before_training(tmp_path, data, sizes, error):
+    f = write_csv(tmp_path / "bad.csv", data)
+    s = spec({"_target_": "tasks.files.load", "train": str(f)}, **sizes)
+    with pytest.raises(ValueError, match=error):
+        prepare_task("bad", s, WordTokenizer(), seed=0, max_length=16, cache=False)
+
+
+def test_missing_column_and_file_are_named(tmp_path):
+    f = write_csv(tmp_path / "a.csv", rows(4), header=("body", "label"))
+    with pytest.raises(ValueError, match="no column 'text'.*body"):
+        prepare_task("a", spec({"_target_": "tasks.files.load", "train": str(f)}), WordTokenizer(), 0, 16, False)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        prepare_task("a", spec({"_target_": "tasks.files.load", "train": str(tmp_path / "no.csv")}), None, 0, 16)
+
+
+def test_test_labels_unseen_in_training_are_rejected(tmp_path):
+    tr = write_csv(tmp_path / "tr.csv", rows(4))
+    te = write_csv(tmp_path / "te.csv", rows(2, labels=("pos", "meh")))
+    src = {"_target_": "tasks.files.load", "train": str(tr), "test": str(te)}
+    with pytest.raises(ValueError, match="meh"):
+        prepare_task("u", spec(src), WordTokenizer(), 0, 16, False)
+
+
+def test_stream_order_must_be_a_permutation():
+    cfg = OmegaConf.create({"name": "s", "max_length": 8, "order": [0, 0], "tasks": {"a": {}, "b": {}}})
+    with pytest.raises(ValueError, match="permutation"):
+        build_stream(cfg, None, 0)
+
+
+def test_collate_pads_to_the_longest_in_the_batch():
+    from tasks.stream import Stream, Task
+
+    ds = Dataset.from_dict({"input_ids": [[1, 2], [1, 2, 3, 4]], "label": [0, 1], "length": [2, 4], "task_id": [0, 0]})
+    stream = Stream("s", [Task("a", ["x", "y"], ds, ds)])
+    batch = stream.collate([ds[0], ds[1]])
+    assert batch["input_ids"].shape == (2, 4)
+    assert batch["attention_mask"].tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    order = list(stream.test_loaders(8)[0].sampler)
+    assert order == [1, 0]  # evaluation visits the longest first
