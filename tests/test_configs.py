@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
+from cl.loggers import close
 from cl.run import build_callbacks, build_loggers, strategy_name
 from tests.conftest import make_config
 
@@ -47,6 +48,7 @@ def test_logger_configs_instantiate(name, tmp_path):
     cfg = make_config(f"logger={name}", *([f"logger.save_dir={tmp_path}"] if name != "none" else []))
     loggers = build_loggers(cfg)
     assert len(loggers) == (0 if name == "none" else 1)
+    close(loggers, ok=True)
 
 
 def test_trainer_config_builds_a_trainer():
