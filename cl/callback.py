@@ -4,10 +4,11 @@ A strategy is a Lightning ``Callback``, so it gets every Lightning hook (``on_tr
 ``state_dict``/``load_state_dict``, ...). Lightning gives a callback no way to change the loss or the
 batch, and knows nothing of tasks, so ``ContinualCallback`` adds a few hooks that the engine calls:
 
-- ``on_task_start`` / ``on_task_end``: around training on each task (the loop calls them).
 - ``train_data``: replace the task's training set (joint training uses the union of seen tasks).
+- ``on_task_start`` / ``on_task_end``: around training on each task, with the data it trains on.
 - ``extend_batch``: add examples to a training batch (replay).
 - ``loss_terms``: extra named loss terms added to the cross-entropy (distillation).
+- ``ce_weight``: a factor on the cross-entropy itself (``alpha`` in ``alpha*CE + (1-alpha)*KD``).
 - ``param_groups``: reshape the optimizer's parameter groups (layer-wise learning rates).
 - ``predict_proba``: replace the class probabilities used at evaluation (MC dropout).
 - ``report``: numbers to store with the task's results (buffer size, entropy, ...).
@@ -27,20 +28,24 @@ if TYPE_CHECKING:
 class ContinualCallback(L.Callback):
     """Base class of strategies; every hook is a no-op by default."""
 
-    def on_task_start(self, module: "ContinualModule", task_id: int, stream: "Stream") -> None:
-        """Before training on ``task_id`` (a fresh Trainer is made for every task)."""
-
-    def on_task_end(self, module: "ContinualModule", task_id: int, stream: "Stream") -> None:
-        """After training on ``task_id``, before it and every other task is evaluated."""
-
     def train_data(self, module: "ContinualModule", task_id: int, stream: "Stream", data: Dataset) -> Dataset:
         return data
+
+    def on_task_start(self, module: "ContinualModule", task_id: int, stream: "Stream", data: Dataset) -> None:
+        """Before training on ``task_id``; ``data`` is what it will train on, with a ``row`` column
+        (the position of each example, also in every batch as ``rows``)."""
+
+    def on_task_end(self, module: "ContinualModule", task_id: int, stream: "Stream", data: Dataset) -> None:
+        """After training on ``task_id``, before it and every other task is evaluated."""
 
     def extend_batch(self, module: "ContinualModule", batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return batch
 
     def loss_terms(self, module: "ContinualModule", batch: dict, outputs: "Outputs") -> dict[str, torch.Tensor]:
         return {}
+
+    def ce_weight(self, module: "ContinualModule") -> float:
+        return 1.0
 
     def param_groups(self, module: "ContinualModule", groups: list[dict]) -> list[dict]:
         return groups

@@ -42,6 +42,7 @@ class ContinualLoop:
         self.trainer_kwargs, self.results, self.out_dir = trainer_kwargs, results, out_dir
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.loggers = loggers or []
+        module.cl_callbacks = self.cl_callbacks
 
     @property
     def cl_callbacks(self) -> list[ContinualCallback]:
@@ -57,11 +58,12 @@ class ContinualLoop:
 
     def train_task(self, task_id: int) -> float:
         self.module.task_id = task_id
-        for cb in self.cl_callbacks:
-            cb.on_task_start(self.module, task_id, self.stream)
         data = self.stream.tasks[task_id].train
         for cb in self.cl_callbacks:
             data = cb.train_data(self.module, task_id, self.stream, data)
+        data = data.add_column("row", list(range(len(data))))
+        for cb in self.cl_callbacks:
+            cb.on_task_start(self.module, task_id, self.stream, data)
         self.results.train_examples.append(len(data))
         loader = self.stream.train_loader(data, self.batch_size, seed=self.seed * 1000 + task_id)
         trainer = L.Trainer(**self.trainer_kwargs, callbacks=self.callbacks, logger=self.loggers or False)
@@ -74,7 +76,7 @@ class ContinualLoop:
         if trainer.interrupted:
             raise KeyboardInterrupt(f"training interrupted during task {task_id}")
         for cb in self.cl_callbacks:
-            cb.on_task_end(self.module, task_id, self.stream)
+            cb.on_task_end(self.module, task_id, self.stream, data)
         return seconds
 
     def run(self) -> RunResults:

@@ -1,5 +1,6 @@
 """The LightningModule that trains one network through a stream of tasks."""
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,12 +59,7 @@ class ContinualModule(L.LightningModule):
         sizes = num_classes if scenario == "task" else [total] * len(num_classes)
         self.accuracy = torch.nn.ModuleList(MulticlassAccuracy(n, average="micro") for n in sizes)
         self.task_id = 0
-
-    @property
-    def cl_callbacks(self) -> list[ContinualCallback]:
-        if self._trainer is None:
-            return []
-        return [cb for cb in self.trainer.callbacks if isinstance(cb, ContinualCallback)]
+        self.cl_callbacks: list[ContinualCallback] = []  # set by the loop, in strategy order
 
     def head_of(self, task_id: int) -> int:
         return task_id if self.scenario == "task" else 0
@@ -90,7 +86,8 @@ class ContinualModule(L.LightningModule):
         n = len(batch["labels"])
         ce = sum(F.cross_entropy(g.logits, g.labels, reduction="sum") for g in out.groups) / n
         terms = {name: t for cb in self.cl_callbacks for name, t in cb.loss_terms(self, batch, out).items()}
-        loss = ce + sum(terms.values())
+        weight = math.prod(cb.ce_weight(self) for cb in self.cl_callbacks)
+        loss = weight * ce + sum(terms.values())
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         for name, value in {"ce": ce, **terms}.items():
             self.log(f"train/{name}", value, batch_size=n)

@@ -84,12 +84,32 @@ class Stream:
         for i, r in enumerate(rows):
             ids[i, : len(r["input_ids"])] = torch.as_tensor(r["input_ids"])
             mask[i, : len(r["input_ids"])] = 1
-        return {
+        batch = {
             "input_ids": ids,
             "attention_mask": mask,
             "labels": torch.tensor([r["label"] for r in rows]),
             "task_ids": torch.tensor([r["task_id"] for r in rows]),
         }
+        if "row" in rows[0]:
+            batch["rows"] = torch.tensor([r["row"] for r in rows])
+        return batch
+
+    def merge(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One batch of two: sequences padded to the longer of the two; a key only one side has
+        (``rows``, ``slots``) is filled with -1 on the other."""
+        width = max(a["input_ids"].shape[1], b["input_ids"].shape[1])
+
+        def side(batch: dict, key: str) -> torch.Tensor:
+            other = b if batch is a else a
+            if key not in batch:
+                return torch.full((len(batch["labels"]),), -1, dtype=other[key].dtype, device=other[key].device)
+            x = batch[key]
+            if key in ("input_ids", "attention_mask") and x.shape[1] < width:
+                pad = self.pad_id if key == "input_ids" else 0
+                x = torch.nn.functional.pad(x, (0, width - x.shape[1]), value=pad)
+            return x
+
+        return {k: torch.cat([side(a, k), side(b, k)]) for k in dict.fromkeys([*a, *b])}
 
 
 def build_stream(cfg: DictConfig, tokenizer, seed: int) -> Stream:

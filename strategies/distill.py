@@ -1,0 +1,104 @@
+"""Knowledge distillation from the model as it was at the end of the previous task (LwF, Li & Hoiem
+2016): ``loss = alpha*CE + (1-alpha) * T^2 * KL(softmax(z_teacher/T) || softmax(z_student/T))``,
+the KL taken through every earlier task's head (the earlier classes in class-incremental streams)
+on the current task's inputs, and on replayed examples when combined with ``replay``.
+
+No copy of the teacher is kept: before a task's first step the model still *is* the teacher, so
+its logits for every training example (and every replay-memory slot) are computed once, in eval
+mode without gradients, and looked up by row at each step of every epoch.
+"""
+
+import torch
+import torch.nn.functional as F
+from typing_extensions import override
+
+from cl.callback import ContinualCallback
+
+
+class Distill(ContinualCallback):
+    """Args:
+    alpha: weight of the cross-entropy; ``1 - alpha`` goes to distillation.
+    temperature: softmax temperature ``T`` of both distributions.
+    batch_size: batch size used to compute the teacher's logits.
+    """
+
+    def __init__(self, alpha: float = 0.5, temperature: float = 2.0, batch_size: int = 128):
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"distill.alpha must be in [0, 1], got {alpha}")
+        if not temperature > 0:
+            raise ValueError(f"distill.temperature must be > 0, got {temperature}")
+        self.alpha, self.temperature, self.batch_size = alpha, temperature, batch_size
+        self.teacher_rows: torch.Tensor | None = None  # [rows, old classes]
+        self.teacher_slots: torch.Tensor | None = None  # [memory slots, old classes]
+        self.kd_values: list[float] = []
+
+    def old_logits(self, module, features: torch.Tensor) -> torch.Tensor:
+        """Logits of the earlier tasks' heads (or earlier classes of the single head), side by side."""
+        if module.scenario == "class":
+            return module.network.head_logits(features, 0)[:, : module.class_offsets[module.task_id]]
+        return torch.cat([module.network.head_logits(features, h) for h in range(module.task_id)], -1)
+
+    def head_spans(self, module) -> list[tuple[int, int]]:
+        if module.scenario == "class":
+            return [(0, module.class_offsets[module.task_id])]
+        return [(module.class_offsets[h], module.class_offsets[h + 1]) for h in range(module.task_id)]
+
+    @torch.no_grad()
+    def teacher_logits(self, module, examples) -> torch.Tensor:
+        out = []
+        for i in range(0, len(examples), self.batch_size):
+            chunk = examples[i : i + self.batch_size]
+            rows = [dict(zip(chunk, v)) for v in zip(*chunk.values())] if isinstance(chunk, dict) else chunk
+            batch = {k: v.to(module.device) for k, v in self.stream.collate(rows).items()}
+            out.append(self.old_logits(module, module.network.features(batch["input_ids"], batch["attention_mask"])))
+        return torch.cat(out)
+
+    @override
+    def on_task_start(self, module, task_id, stream, data) -> None:
+        self.stream, self.data, self.kd_values = stream, data, []
+        self.teacher_rows = self.teacher_slots = None
+
+    @override
+    def on_train_start(self, trainer, pl_module) -> None:
+        # Here the model is already on its device; it is still the previous task's final model.
+        if pl_module.task_id == 0 or self.teacher_rows is not None:
+            return
+        pl_module.eval()
+        self.teacher_rows = self.teacher_logits(pl_module, self.data)
+        memory = next((cb.buffer for cb in pl_module.cl_callbacks if hasattr(cb, "buffer")), None)
+        if memory:
+            self.teacher_slots = self.teacher_logits(pl_module, memory)
+        pl_module.train()
+
+    @override
+    def ce_weight(self, module) -> float:
+        return self.alpha if self.teacher_rows is not None else 1.0
+
+    @override
+    def loss_terms(self, module, batch: dict, outputs) -> dict[str, torch.Tensor]:
+        if self.teacher_rows is None:
+            return {}
+        rows = batch["rows"]
+        slots = batch.get("slots", torch.full_like(rows, -1))
+        teacher = torch.zeros(len(rows), self.teacher_rows.shape[1], device=rows.device)
+        teacher[rows >= 0] = self.teacher_rows[rows[rows >= 0]]
+        if self.teacher_slots is not None:
+            teacher[slots >= 0] = self.teacher_slots[slots[slots >= 0]]
+        student = self.old_logits(module, outputs.features)
+        t = self.temperature
+        kl = sum(
+            F.kl_div(
+                F.log_softmax(student[:, a:b] / t, -1),
+                F.log_softmax(teacher[:, a:b] / t, -1),
+                log_target=True,
+                reduction="batchmean",
+            )
+            for a, b in self.head_spans(module)
+        ) / len(self.head_spans(module))
+        kd = (1 - self.alpha) * t**2 * kl
+        self.kd_values.append(float(kd))
+        return {"kd": kd}
+
+    @override
+    def report(self) -> dict[str, float]:
+        return {"kd_mean": sum(self.kd_values) / len(self.kd_values) if self.kd_values else 0.0}

@@ -1,0 +1,52 @@
+"""Parameter freezing: keep the embeddings and the bottom ``k`` transformer layers (or everything but
+the task heads, or parameters matching name patterns) fixed for the whole stream.
+
+Freezing the lower layers preserves the general features they hold; only the layers above adapt.
+The optimizer only receives trainable parameters, so frozen weights stay bit-identical.
+"""
+
+import re
+
+from typing_extensions import override
+
+from cl.callback import ContinualCallback
+from cl.layers import depth, num_layers
+
+
+class Freeze(ContinualCallback):
+    """Args:
+    layers: freeze the embeddings and the bottom ``layers`` transformer blocks (0: embeddings only).
+    heads_only: freeze the whole encoder, train only the task heads (a linear probe).
+    patterns: regular expressions; parameters whose name matches any are frozen too.
+    """
+
+    def __init__(self, layers: int = 3, heads_only: bool = False, patterns: list[str] | None = None):
+        if layers < 0:
+            raise ValueError(f"freeze.layers must be >= 0, got {layers}")
+        self.layers, self.heads_only = layers, heads_only
+        self.patterns = [re.compile(p) for p in patterns or []]
+        self.frozen: list[str] = []
+
+    def should_freeze(self, name: str, total_layers: int) -> bool:
+        if name.startswith("heads."):
+            return False
+        if self.heads_only or any(p.search(name) for p in self.patterns):
+            return True
+        return name.startswith("encoder.") and depth(name, total_layers) <= self.layers
+
+    @override
+    def on_task_start(self, module, task_id, stream, data) -> None:
+        net = module.network
+        total = num_layers(net.encoder)
+        if self.layers > total:
+            raise ValueError(f"freeze.layers={self.layers} but the encoder has {total} layers")
+        params = dict(net.named_parameters())
+        self.frozen = [n for n in params if self.should_freeze(n, total)]
+        if not self.frozen:
+            raise ValueError("freeze: no parameter matches; check layers/heads_only/patterns")
+        for name in self.frozen:
+            params[name].requires_grad = False
+
+    @override
+    def report(self) -> dict[str, float]:
+        return {"frozen_tensors": len(self.frozen)}

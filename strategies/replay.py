@@ -1,0 +1,96 @@
+"""Experience replay: a fixed-size memory of earlier tasks' examples, mixed into every training batch
+(Chaudhry et al. 2019, "On Tiny Episodic Memories in Continual Learning"; Mammoth's ``er``).
+
+The memory stores token ids (int32), labels and task ids, never copies of datasets. It is filled at
+the end of each task, by reservoir sampling over every example seen so far, or class-balanced (an
+equal share for every (task, class) seen). Replayed examples train through their own task's head.
+"""
+
+import numpy as np
+import torch
+from typing_extensions import override
+
+from cl.callback import ContinualCallback
+
+
+class Replay(ContinualCallback):
+    """Args:
+    memory_size: examples kept in memory.
+    ratio: replayed examples per current example in a batch (0.5: 16 current + 8 replayed).
+    selection: ``reservoir`` or ``balanced``.
+    seed: for which examples are kept and which are replayed.
+    """
+
+    def __init__(self, memory_size: int = 200, ratio: float = 0.5, selection: str = "reservoir", seed: int = 0):
+        if memory_size < 0 or ratio < 0:
+            raise ValueError(f"replay.memory_size and replay.ratio must be >= 0, got {memory_size}, {ratio}")
+        if selection not in ("reservoir", "balanced"):
+            raise ValueError(f"replay.selection must be 'reservoir' or 'balanced', got {selection!r}")
+        self.memory_size, self.ratio, self.selection = memory_size, ratio, selection
+        self.rng = np.random.default_rng(seed)
+        self.generator = torch.Generator().manual_seed(seed)
+        self.buffer: list[dict] = []
+        self.seen = 0
+        self.stream = None
+
+    @override
+    def on_task_start(self, module, task_id, stream, data) -> None:
+        self.stream = stream
+
+    @override
+    def on_task_end(self, module, task_id, stream, data) -> None:
+        own = data.filter(lambda t: t == task_id, input_columns="task_id")  # not what joint added
+        examples = [
+            {"input_ids": np.asarray(r["input_ids"], dtype=np.int32), "label": r["label"], "task_id": task_id}
+            for r in own.select_columns(["input_ids", "label"])
+        ]
+        if self.selection == "reservoir":
+            self._reservoir(examples)
+        else:
+            self._balanced(examples)
+
+    def _reservoir(self, examples: list[dict]) -> None:
+        for i in self.rng.permutation(len(examples)):
+            self.seen += 1
+            if len(self.buffer) < self.memory_size:
+                self.buffer.append(examples[i])
+            elif (j := self.rng.integers(self.seen)) < self.memory_size:
+                self.buffer[j] = examples[i]
+
+    def _balanced(self, examples: list[dict]) -> None:
+        groups: dict[tuple, list] = {}
+        for ex in [*self.buffer, *(examples[i] for i in self.rng.permutation(len(examples)))]:
+            groups.setdefault((ex["task_id"], ex["label"]), []).append(ex)
+        quota = self.memory_size // max(1, len(groups))
+        self.buffer = [ex for group in groups.values() for ex in group[:quota]]
+        self.seen += len(examples)
+
+    @override
+    def extend_batch(self, module, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        k = round(self.ratio * len(batch["labels"]))
+        if not self.buffer or k == 0:
+            return batch
+        slots = torch.randint(len(self.buffer), (k,), generator=self.generator)
+        replayed = self.stream.collate([self.buffer[i] for i in slots.tolist()])
+        replayed["slots"] = slots
+        device = batch["input_ids"].device
+        return self.stream.merge(batch, {k: v.to(device) for k, v in replayed.items()})
+
+    @override
+    def report(self) -> dict[str, float]:
+        return {
+            "memory_examples": len(self.buffer),
+            "memory_bytes": sum(ex["input_ids"].nbytes + 16 for ex in self.buffer),
+            "memory_tasks": len({ex["task_id"] for ex in self.buffer}),
+        }
+
+    @override
+    def state_dict(self) -> dict:
+        return {"buffer": self.buffer, "seen": self.seen, "rng": self.rng.bit_generator.state,
+                "generator": self.generator.get_state()}  # fmt: skip
+
+    @override
+    def load_state_dict(self, state: dict) -> None:
+        self.buffer, self.seen = state["buffer"], state["seen"]
+        self.rng.bit_generator.state = state["rng"]
+        self.generator.set_state(state["generator"])
