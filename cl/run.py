@@ -7,10 +7,10 @@ Examples::
     python -m cl.run -m strategy=naive seed=0,1,2       # a Hydra multirun sweep
 """
 
-import functools
 import logging
 import os
 import warnings
+from dataclasses import dataclass
 
 import hydra
 import lightning as L
@@ -25,7 +25,7 @@ from cl.models import build_encoder
 from cl.module import ContinualModule
 from cl.network import Classifier
 from cl.results import RunResults
-from tasks.stream import build_stream
+from tasks.stream import Stream, build_stream
 
 log = logging.getLogger("cl")
 
@@ -56,8 +56,20 @@ def build_loggers(cfg: DictConfig) -> list:
     return [logger] if logger is not None else []
 
 
-def run(cfg: DictConfig, out_dir: str) -> RunResults:
+@dataclass
+class Experiment:
+    """Everything a run is made of, built from the config before any training."""
+
+    module: ContinualModule
+    stream: Stream
+    callbacks: list[L.Callback]
+    results: RunResults
+    cfg: DictConfig
+
+
+def build(cfg: DictConfig) -> Experiment:
     L.seed_everything(cfg.seed, workers=True)
+    callbacks = build_callbacks(cfg.strategy)  # bad strategy settings fail before any data work
     encoder, tokenizer = build_encoder(cfg.model)
     stream = build_stream(cfg.stream, tokenizer, cfg.seed)
     network = Classifier(encoder, stream.head_sizes(), cfg.model.pooling, cfg.model.head_dropout)
@@ -65,11 +77,10 @@ def run(cfg: DictConfig, out_dir: str) -> RunResults:
         network,
         [t.num_classes for t in stream.tasks],
         stream.scenario,
-        optimizer=functools.partial(instantiate(cfg.optimizer, _partial_=True)),
+        optimizer=instantiate(cfg.optimizer, _partial_=True),
         scheduler=cfg.scheduler.name,
         warmup_ratio=cfg.scheduler.warmup_ratio,
     )
-    callbacks = build_callbacks(cfg.strategy)
     results = RunResults(
         stream=stream.name,
         strategy=strategy_name(cfg.strategy),
@@ -80,6 +91,11 @@ def run(cfg: DictConfig, out_dir: str) -> RunResults:
         config=OmegaConf.to_container(cfg, resolve=True),
         total_params=sum(p.numel() for p in module.parameters()),
     )
+    return Experiment(module, stream, callbacks, results, cfg)
+
+
+def execute(exp: Experiment, out_dir: str) -> RunResults:
+    cfg, stream, results = exp.cfg, exp.stream, exp.results
     log.info(
         "stream %s (%s-incremental): %s | strategy %s | model %s",
         stream.name, stream.scenario,
@@ -88,7 +104,7 @@ def run(cfg: DictConfig, out_dir: str) -> RunResults:
     )  # fmt: skip
     loggers = build_loggers(cfg)
     loop = ContinualLoop(
-        module, stream, callbacks, OmegaConf.to_container(cfg.trainer, resolve=True), results, out_dir,
+        exp.module, stream, exp.callbacks, OmegaConf.to_container(cfg.trainer, resolve=True), results, out_dir,
         cfg.batch_size, cfg.eval_batch_size, cfg.seed, loggers,
     )  # fmt: skip
     try:
@@ -104,6 +120,10 @@ def run(cfg: DictConfig, out_dir: str) -> RunResults:
     log.info("accuracy matrix (rows: after training on; columns: evaluated on)\n%s", results.table())
     log.info("results in %s", out_dir)
     return results
+
+
+def run(cfg: DictConfig, out_dir: str) -> RunResults:
+    return execute(build(cfg), out_dir)
 
 
 @hydra.main(config_path="../configs", config_name="config", version_base="1.3")

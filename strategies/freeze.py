@@ -38,7 +38,7 @@ class Freeze(ContinualCallback):
     def on_task_start(self, module, task_id, stream, data) -> None:
         net = module.network
         total = num_layers(net.encoder)
-        if self.layers > total:
+        if self.layers > total and not self.heads_only:
             raise ValueError(f"freeze.layers={self.layers} but the encoder has {total} layers")
         params = dict(net.named_parameters())
         self.frozen = [n for n in params if self.should_freeze(n, total)]

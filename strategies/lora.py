@@ -47,8 +47,10 @@ class LoRA(ContinualCallback):
     @override
     def on_task_start(self, module, task_id, stream, data) -> None:
         if self.mode == "isolation" and module.scenario == "class":
-            raise ValueError("lora isolation picks an adapter by task id, which class-incremental streams "
-                             "do not give at test time: use stream.scenario=task or strategy.lora.mode=shared")  # fmt: skip
+            raise ValueError(
+                "lora isolation picks an adapter by task id, which class-incremental streams do not give "
+                "at test time: use stream.scenario=task or strategy.lora.mode=shared"
+            )
         net, name = module.network, self.adapter(task_id)
         if not isinstance(net.encoder, PeftModel):
             net.encoder = get_peft_model(net.encoder, self.config(), adapter_name=name)

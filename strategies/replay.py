@@ -61,8 +61,9 @@ class Replay(ContinualCallback):
         groups: dict[tuple, list] = {}
         for ex in [*self.buffer, *(examples[i] for i in self.rng.permutation(len(examples)))]:
             groups.setdefault((ex["task_id"], ex["label"]), []).append(ex)
-        quota = self.memory_size // max(1, len(groups))
-        self.buffer = [ex for group in groups.values() for ex in group[:quota]]
+        quota, extra = divmod(self.memory_size, max(1, len(groups)))
+        keys = sorted(groups)  # the first `extra` groups get one slot more, so no slot stays empty
+        self.buffer = [ex for i, key in enumerate(keys) for ex in groups[key][: quota + (i < extra)]]
         self.seen += len(examples)
 
     @override

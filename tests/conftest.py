@@ -27,6 +27,12 @@ def make_config(*overrides: str):
 
 
 @pytest.fixture
+def build_synthetic():
+    """Build (but do not run) an experiment on the synthetic stream: module, stream, callbacks."""
+    return lambda *overrides: cl.run.build(make_config(*overrides))
+
+
+@pytest.fixture
 def run_synthetic(tmp_path):
     """Run the synthetic stream in-process with extra overrides; returns the RunResults."""
 

@@ -87,7 +87,7 @@ def test_task_order_permutes_the_stream(run_synthetic):
 
 
 class Boom(ContinualCallback):
-    def on_task_start(self, module, task_id, stream):
+    def on_task_start(self, module, task_id, stream, data):
         if task_id == 2:
             raise RuntimeError("simulated crash")
 

@@ -1,0 +1,9 @@
+from cl.run import execute
+
+
+def test_joint_trains_on_every_task_seen_so_far(build_synthetic, tmp_path):
+    exp = build_synthetic("strategy=joint", "trainer.max_epochs=2")
+    res = execute(exp, str(tmp_path))
+    sizes = [len(t.train) for t in exp.stream.tasks]
+    assert res.train_examples == [sizes[0], sizes[0] + sizes[1], sum(sizes)]
+    assert min(res.accuracy_matrix[-1]) > 0.75, res.accuracy_matrix  # nothing forgotten
