@@ -18,6 +18,8 @@ class LoRA(ContinualCallback):
     mode: ``isolation`` (adapter per task) or ``shared`` (one adapter).
     r, alpha, dropout: LoRA rank, scaling numerator and dropout.
     target_modules: module names to adapt; None uses peft's default for the architecture.
+    lr: learning rate of the adapters and heads (LoRA wants a larger one than full fine-tuning);
+        None keeps the run's ``optimizer.lr``.
     """
 
     def __init__(
@@ -27,14 +29,17 @@ class LoRA(ContinualCallback):
         alpha: int = 16,
         dropout: float = 0.05,
         target_modules: list[str] | None = None,
+        lr: float | None = 5e-4,
     ):
         if mode not in ("isolation", "shared"):
             raise ValueError(f"lora.mode must be 'isolation' or 'shared', got {mode!r}")
         if r < 1 or not 0 <= dropout < 1:
             raise ValueError(f"lora.r must be >= 1 and lora.dropout in [0, 1), got r={r}, dropout={dropout}")
         self.mode, self.r, self.alpha, self.dropout = mode, r, alpha, dropout
+        if lr is not None and not lr > 0:
+            raise ValueError(f"lora.lr must be > 0, got {lr}")
         self.target_modules = list(target_modules) if target_modules else None
-        self.latest = 0
+        self.lr, self.latest = lr, 0
 
     def config(self) -> LoraConfig:
         return LoraConfig(
@@ -58,6 +63,10 @@ class LoRA(ContinualCallback):
             net.encoder.add_adapter(name, self.config())
         net.encoder.set_adapter(name)
         self.latest = task_id
+
+    @override
+    def param_groups(self, module, groups: list[dict]) -> list[dict]:
+        return [{**g, "lr": self.lr} for g in groups] if self.lr is not None else groups
 
     @override
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:

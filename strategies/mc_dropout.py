@@ -20,7 +20,7 @@ class MCDropout(ContinualCallback):
     p: dropout rate set on every dropout layer, for training and evaluation (None: keep the model's).
     """
 
-    def __init__(self, passes: int = 8, p: float | None = 0.1):
+    def __init__(self, passes: int = 5, p: float | None = 0.1):
         if passes < 1:
             raise ValueError(f"mc_dropout.passes must be >= 1, got {passes}")
         if p is not None and not 0 <= p < 1:
