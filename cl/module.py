@@ -69,8 +69,21 @@ class ContinualModule(L.LightningModule):
             return labels
         return labels + torch.as_tensor(self.class_offsets, device=labels.device)[task_ids]
 
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled features; a merged batch is encoded segment by segment, each trimmed to its own
+        longest sequence, so merging costs no extra padding."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        if "segments" not in batch:
+            return self.network.features(ids, mask)
+        parts, start = [], 0
+        for n in batch["segments"].tolist():
+            width = int(mask[start : start + n].sum(1).max())
+            parts.append(self.network.features(ids[start : start + n, :width], mask[start : start + n, :width]))
+            start += n
+        return torch.cat(parts)
+
     def forward(self, batch: dict[str, torch.Tensor]) -> Outputs:
-        features = self.network.features(batch["input_ids"], batch["attention_mask"])
+        features = self.encode(batch)
         labels = self.head_labels(batch["labels"], batch["task_ids"])
         heads = batch["task_ids"] if self.scenario == "task" else torch.zeros_like(batch["task_ids"])
         groups = []

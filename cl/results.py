@@ -67,6 +67,7 @@ class RunResults:
     train_seconds: list[float] = field(default_factory=list)
     eval_seconds: list[float] = field(default_factory=list)
     initial_eval_seconds: float = 0.0
+    setup_seconds: dict = field(default_factory=dict)  # model loading, data preparation
     test_examples: list[int] = field(default_factory=list)
     train_examples: list[int] = field(default_factory=list)
     trainable_params: list[int] = field(default_factory=list)

@@ -9,6 +9,7 @@ Examples::
 
 import logging
 import os
+import time
 import warnings
 from dataclasses import dataclass
 
@@ -70,8 +71,11 @@ class Experiment:
 def build(cfg: DictConfig) -> Experiment:
     L.seed_everything(cfg.seed, workers=True)
     callbacks = build_callbacks(cfg.strategy)  # bad strategy settings fail before any data work
+    start = time.perf_counter()
     encoder, tokenizer = build_encoder(cfg.model)
+    model_seconds = time.perf_counter() - start
     stream = build_stream(cfg.stream, tokenizer, cfg.seed)
+    data_seconds = time.perf_counter() - start - model_seconds
     network = Classifier(encoder, stream.head_sizes(), cfg.model.pooling, cfg.model.head_dropout)
     module = ContinualModule(
         network,
@@ -90,6 +94,7 @@ def build(cfg: DictConfig) -> Experiment:
         test_examples=[len(t.test) for t in stream.tasks],
         config=OmegaConf.to_container(cfg, resolve=True),
         total_params=sum(p.numel() for p in module.parameters()),
+        setup_seconds={"model": model_seconds, "data": data_seconds},
     )
     return Experiment(module, stream, callbacks, results, cfg)
 
@@ -113,7 +118,7 @@ def execute(exp: Experiment, out_dir: str) -> RunResults:
         # The finished tasks' rows are already on disk; mark the run so nobody mistakes it for complete.
         results.status = "interrupted"
         results.save(out_dir)
-        log.error("run stopped after %d finished tasks; results so far in %s", results.completed_tasks, out_dir)
+        log.exception("run stopped after %d finished tasks; results so far in %s", results.completed_tasks, out_dir)
         close_loggers(loggers, ok=False)
         raise
     close_loggers(loggers, ok=True)

@@ -3,7 +3,7 @@
 from dataclasses import dataclass, field
 
 import torch
-from datasets import Dataset, concatenate_datasets
+from datasets import Dataset, Value, concatenate_datasets
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
@@ -73,8 +73,10 @@ class Stream:
         return loaders
 
     def union_train(self, upto: int) -> Dataset:
-        """Training data of tasks ``0..upto`` together (joint training)."""
-        return concatenate_datasets([t.train for t in self.tasks[: upto + 1]])
+        """Training data of tasks ``0..upto`` together (joint training). Each task has its own class
+        names, so labels become plain integers first: Arrow will not join differing ClassLabels."""
+        parts = [t.train.cast_column("label", Value("int64")) for t in self.tasks[: upto + 1]]
+        return concatenate_datasets(parts)
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         """Pad each batch to its own longest sequence (dynamic padding)."""
@@ -95,11 +97,14 @@ class Stream:
         return batch
 
     def merge(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One batch of two: sequences padded to the longer of the two; a key only one side has
-        (``rows``, ``slots``) is filled with -1 on the other."""
+        """One batch of two. ``segments`` keeps the two parts' sizes so that each is encoded padded
+        only to its own longest sequence (short current examples are not padded up to long replayed
+        ones); a key only one side has (``rows``, ``slots``) is filled with -1 on the other."""
         width = max(a["input_ids"].shape[1], b["input_ids"].shape[1])
 
         def side(batch: dict, key: str) -> torch.Tensor:
+            if key == "segments":
+                return batch.get("segments", torch.tensor([len(batch["labels"])], device=batch["labels"].device))
             other = b if batch is a else a
             if key not in batch:
                 return torch.full((len(batch["labels"]),), -1, dtype=other[key].dtype, device=other[key].device)
@@ -109,7 +114,7 @@ class Stream:
                 x = torch.nn.functional.pad(x, (0, width - x.shape[1]), value=pad)
             return x
 
-        return {k: torch.cat([side(a, k), side(b, k)]) for k in dict.fromkeys([*a, *b])}
+        return {k: torch.cat([side(a, k), side(b, k)]) for k in dict.fromkeys([*a, *b, "segments"])}
 
 
 def build_stream(cfg: DictConfig, tokenizer, seed: int) -> Stream:

@@ -112,3 +112,9 @@ def test_wandb_offline_gets_matrix_table_heatmap_and_summary(run_synthetic, tmp_
     record_log = next(runs[0].glob("*.wandb")).read_bytes()
     for key in (b"forgetting", b"avg_incremental_acc", b"eval/t2/acc", b"initial_accuracy"):
         assert key in record_log, key
+
+
+def test_gradient_checkpointing_gives_the_same_training(run_synthetic, tmp_path):
+    plain = run_synthetic("trainer.max_epochs=1", out=tmp_path / "a")
+    ckpt = run_synthetic("trainer.max_epochs=1", "model.gradient_checkpointing=true", out=tmp_path / "b")
+    assert plain.accuracy_matrix == ckpt.accuracy_matrix

@@ -41,3 +41,16 @@ def test_memory_survives_a_state_dict_round_trip(build_synthetic, tmp_path):
     assert clone.seen == replay.seen and len(clone.buffer) == len(replay.buffer)
     assert torch.equal(torch.randint(100, (5,), generator=clone.generator),
                        torch.randint(100, (5,), generator=replay.generator))  # fmt: skip
+
+
+def test_a_merged_batch_is_encoded_as_its_parts_without_extra_padding(build_synthetic):
+    exp = build_synthetic()
+    module, stream = exp.module.eval(), exp.stream
+    short = stream.collate([dict(stream.tasks[0].train[i], row=i) for i in range(4)])
+    long_rows = [{"input_ids": list(range(2, 30)), "label": 0, "task_id": 1}] * 2
+    merged = stream.merge(short, stream.collate(long_rows))
+    assert merged["segments"].tolist() == [4, 2] and merged["rows"].tolist()[4:] == [-1, -1]
+    with torch.no_grad():
+        together = module.encode(merged)
+        apart = torch.cat([module.encode(short), module.encode(stream.collate(long_rows))])
+    assert torch.allclose(together, apart, atol=1e-5)

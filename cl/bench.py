@@ -1,0 +1,245 @@
+"""``python -m cl.bench``: what the framework and each strategy cost, as ratios measured in one run.
+
+Everything runs on the default model and stream with the same batch size and optimizer, and every
+timing is compared with a reference measured side by side in the same process (this machine is
+noisy; absolute seconds are only context). Prints one table (value, target, pass/fail) and writes
+it to ``docs/benchmarks.md``.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from transformers import get_scheduler
+
+import cl.run
+from cl.loop import ContinualLoop
+
+CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
+QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
+
+
+def experiment(*overrides: str) -> cl.run.Experiment:
+    with initialize_config_dir(CONFIGS, version_base="1.3"):
+        return cl.run.build(compose("config", overrides=[*QUIET, *overrides]))
+
+
+def loop_of(exp: cl.run.Experiment, out: str) -> ContinualLoop:
+    kwargs = dict(exp.cfg.trainer)
+    return ContinualLoop(exp.module, exp.stream, exp.callbacks, kwargs, exp.results, out,
+                         exp.cfg.batch_size, exp.cfg.eval_batch_size, exp.cfg.seed)  # fmt: skip
+
+
+class StepClock(L.Callback):
+    """Seconds between successive batch starts: data loading, forward, backward, optimizer, hooks."""
+
+    def __init__(self):
+        self.starts: list[float] = []
+
+    def on_train_batch_start(self, *args) -> None:
+        self.starts.append(time.perf_counter())
+
+    def on_train_end(self, *args) -> None:
+        self.starts.append(time.perf_counter())
+
+    def steps(self) -> list[float]:
+        return [b - a for a, b in zip(self.starts, self.starts[1:])]
+
+
+def plain_steps(exp: cl.run.Experiment, steps: int) -> list[float]:
+    """The same steps written by hand: no Lightning, the module's network, AdamW, clipping, schedule."""
+    net, cfg = exp.module.network.train(), exp.cfg
+    params = [p for p in net.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay)
+    sched = get_scheduler(cfg.scheduler.name, opt, int(cfg.scheduler.warmup_ratio * steps), steps)
+    loader = exp.stream.train_loader(exp.stream.tasks[0].train, cfg.batch_size, seed=cfg.seed * 1000)
+    starts = []
+    for i, batch in enumerate(loader):
+        starts.append(time.perf_counter())
+        if i == steps:
+            break
+        logits = net.head_logits(net.features(batch["input_ids"], batch["attention_mask"]), 0)
+        loss = F.cross_entropy(logits, batch["labels"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, cfg.trainer.gradient_clip_val)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+    return [b - a for a, b in zip(starts, starts[1:])]
+
+
+def lightning_steps(exp: cl.run.Experiment, steps: int, out: str) -> list[float]:
+    clock = StepClock()
+    loop = loop_of(exp, out)
+    loop.callbacks = [*loop.callbacks, clock]
+    loop.trainer_kwargs |= {"max_steps": steps, "max_epochs": -1}
+    loop.train_task(0)
+    return clock.steps()
+
+
+def overhead(steps: int, rounds: int, out: str) -> dict:
+    """Median per-step seconds of both paths, alternating A/B rounds so drift hits both alike."""
+    plain, framework = [], []
+    for _ in range(rounds):
+        plain += plain_steps(experiment(), steps)[2:]  # the first steps pay one-off allocation costs
+        framework += lightning_steps(experiment(), steps, out)[2:]
+    p, f = statistics.median(plain), statistics.median(framework)
+    return {"plain_s": p, "framework_s": f, "ratio": f / p}
+
+
+def strategy_cost(strategy: str, out: str) -> dict:
+    """One epoch-averaged task (task 1, after a short task 0) with a strategy, in this process."""
+    exp = experiment(f"strategy={strategy}", *(["strategy.freeze.layers=3"] if "freeze" in strategy else []))
+    loop = loop_of(exp, out)
+    loop.trainer_kwargs |= {"max_steps": 4}
+    loop.train_task(0)  # gives replay a memory and distill a teacher
+    del loop.trainer_kwargs["max_steps"]
+    clock = StepClock()
+    loop.callbacks = [*loop.callbacks, clock]
+    seconds = loop.train_task(1)
+    epochs = exp.cfg.trainer.max_epochs
+    start = time.perf_counter()
+    evaluated = sum(len(t.test) for t in exp.stream.tasks)
+    loop.evaluate()
+    eval_s = time.perf_counter() - start
+    import resource
+
+    return {
+        "strategy": strategy,
+        "epoch_s": seconds / epochs,
+        "examples_per_epoch": exp.results.train_examples[-1],
+        "trained_examples_per_s": (len(clock.steps())) * exp.cfg.batch_size / sum(clock.steps()),
+        "eval_examples_per_s": evaluated / eval_s,
+        "trainable_params": sum(p.numel() for p in exp.module.parameters() if p.requires_grad),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "report": {k: v for cb in exp.callbacks for k, v in cb.report().items()},
+    }
+
+
+def padding(exp: cl.run.Experiment, fixed: int) -> dict:
+    """Share of real tokens in batches: padded to ``fixed``, to each batch's longest (training
+    order), and to each batch's longest after sorting by length (evaluation order)."""
+    bs, ebs = exp.cfg.batch_size, exp.cfg.eval_batch_size
+    real = padded_fixed = padded_train = padded_eval = 0
+    for t, task in enumerate(exp.stream.tasks):
+        for lengths, size, sort in ((task.train["length"], bs, False), (task.test["length"], ebs, True)):
+            order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(t)).tolist()
+            ls = sorted(lengths, reverse=True) if sort else [lengths[i] for i in order]
+            batches = [ls[i : i + size] for i in range(0, len(ls), size)]
+            dynamic = sum(max(b) * len(b) for b in batches)
+            real += sum(ls)
+            padded_fixed += fixed * len(ls)
+            if sort:
+                padded_eval += dynamic
+            else:
+                padded_train += dynamic
+    train_real = sum(sum(t.train["length"]) for t in exp.stream.tasks)
+    eval_real = real - train_real
+    return {
+        "fixed": real / padded_fixed,
+        "train_dynamic": train_real / padded_train,
+        "eval_sorted": eval_real / padded_eval,
+    }
+
+
+def in_subprocess(strategy: str, out: str) -> dict:
+    """Each strategy in its own process, so that its peak memory is its own."""
+    cmd = [sys.executable, "-m", "cl.bench", "--one", strategy, "--out", out]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark of {strategy} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def table(rows: list[tuple[str, str, str, bool | None]]) -> str:
+    lines = ["| measure | value | target | pass |", "|---|---|---|---|"]
+    for name, value, target, ok in rows:
+        lines.append(f"| {name} | {value} | {target} | {'' if ok is None else ('yes' if ok else 'NO')} |")
+    return "\n".join(lines) + "\n"
+
+
+def default_run(out: str) -> dict:
+    """The default job, end to end, for its wall-time split."""
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "cl.run", *QUIET, f"hydra.run.dir={out}"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    res = json.loads((Path(out) / "results.json").read_text())
+    wall = time.perf_counter() - start
+    evals = res["initial_eval_seconds"] + sum(res["eval_seconds"])
+    setup = res["setup_seconds"]
+    return {"wall": wall, "train": sum(res["train_seconds"]), "eval": evals, **setup,
+            "other": wall - sum(res["train_seconds"]) - evals - sum(setup.values())}  # fmt: skip
+
+
+STRATEGIES = ["naive", "freeze", "lora", "replay", "distill", "[lora,distill]", "mc_dropout"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cl.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=12, help="training steps per overhead round")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating plain/framework rounds")
+    parser.add_argument("--out", default="outputs/bench", help="scratch folder")
+    parser.add_argument("--doc", default="docs/benchmarks.md", help="where the table is written")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one strategy, JSON on stdout
+    args = parser.parse_args(argv)
+    torch.set_num_threads(torch.get_num_threads())
+    if args.one:
+        print(json.dumps(strategy_cost(args.one, args.out)))
+        return
+
+    over = overhead(args.steps, args.rounds, args.out)
+    costs = {s: in_subprocess(s, args.out) for s in STRATEGIES}
+    pad = padding(experiment(), fixed=64)
+    run = default_run(f"{args.out}/default")
+    naive = costs["naive"]
+    rel = {s: c["epoch_s"] / naive["epoch_s"] for s, c in costs.items()}
+    extra = costs["replay"]["report"]
+    replay_examples = 1 + 0.5  # ratio 0.5: 8 replayed per 16 current examples
+    rows = [
+        ("framework step / plain PyTorch step", f"{over['ratio']:.3f} ({over['framework_s']:.3f} s vs {over['plain_s']:.3f} s)", "<= 1.05", over["ratio"] <= 1.05),  # noqa: E501
+        ("distill epoch / naive epoch", f"{rel['distill']:.3f}", "<= 1.15", rel["distill"] <= 1.15),
+        ("replay epoch / naive epoch", f"{rel['replay']:.3f} (examples x{replay_examples:.2f})", f"<= {replay_examples * 1.05:.2f}", rel["replay"] <= replay_examples * 1.05),  # noqa: E501
+        ("lora epoch / naive epoch", f"{rel['lora']:.3f}", "<= 0.85", rel["lora"] <= 0.85),
+        ("freeze epoch / naive epoch", f"{rel['freeze']:.3f}", "< 1.00", rel["freeze"] < 1.0),
+        ("mc_dropout epoch / naive epoch", f"{rel['mc_dropout']:.3f}", "", None),
+        ("real tokens, fixed padding to 64", f"{pad['fixed']:.2f}", "", None),
+        ("real tokens, dynamic padding (training)", f"{pad['train_dynamic']:.2f}", "> fixed", pad["train_dynamic"] > pad["fixed"]),  # noqa: E501
+        ("real tokens, length-sorted (evaluation)", f"{pad['eval_sorted']:.2f}", ">= 0.95", pad["eval_sorted"] >= 0.95),  # noqa: E501
+        ("evaluation share of the default run", f"{run['eval'] / run['wall']:.2f}", "< 0.40", run["eval"] / run["wall"] < 0.40),  # noqa: E501
+        ("eval / train throughput (examples/s)", f"{naive['eval_examples_per_s'] / naive['trained_examples_per_s']:.1f} ({naive['eval_examples_per_s']:.0f} vs {naive['trained_examples_per_s']:.0f})", ">= 3", naive["eval_examples_per_s"] >= 3 * naive["trained_examples_per_s"]),  # noqa: E501
+        ("distill peak RSS - naive peak RSS (MB)", f"{costs['distill']['peak_rss_mb'] - naive['peak_rss_mb']:.0f}", "< 45 (half a model copy)", costs["distill"]["peak_rss_mb"] - naive["peak_rss_mb"] < 45),  # noqa: E501
+        ("lora+distill peak RSS - lora peak RSS (MB)", f"{costs['[lora,distill]']['peak_rss_mb'] - costs['lora']['peak_rss_mb']:.0f}", "< 45 (no model copy)", costs["[lora,distill]"]["peak_rss_mb"] - costs["lora"]["peak_rss_mb"] < 45),  # noqa: E501
+        ("replay memory (examples / bytes)", f"{extra['memory_examples']} / {extra['memory_bytes']:,}", "token ids only", None),  # noqa: E501
+    ]
+    rows += [(f"peak RSS, {s} (MB)", f"{c['peak_rss_mb']:.0f}", "", None) for s, c in costs.items()]
+    rows += [(f"trainable parameters, {s}", f"{c['trainable_params']:,}", "", None) for s, c in costs.items()]
+    rows += [(f"default run: {k} (s)", f"{v:.1f}", "", None) for k, v in run.items()]
+    doc = "\n".join([
+        "# Benchmarks", "",
+        f"Made by `python -m cl.bench` on {platform_line()}.",
+        "Ratios come from measurements taken side by side in one run; seconds are context only.", "",
+        table(rows),
+    ])  # fmt: skip
+    sys.stdout.write(doc)
+    Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.doc).write_text(doc)
+
+
+def platform_line() -> str:
+    import os
+    import platform
+
+    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
+    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}"
+
+
+if __name__ == "__main__":
+    main()
