@@ -111,8 +111,7 @@ class ContinualModule(L.LightningModule):
             probs = cb.predict_proba(self, batch, head)
             if probs is not None:
                 return probs
-        features = self.network.features(batch["input_ids"], batch["attention_mask"])
-        return self.network.head_logits(features, head).softmax(-1)
+        return self.network.head_logits(self.encode(batch), head).softmax(-1)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         probs = self.predict_proba(batch, self.head_of(dataloader_idx))

@@ -27,9 +27,19 @@ def library_versions() -> dict[str, str]:
     return found
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. Linux's VmHWM starts afresh with each program, while
+    ``ru_maxrss`` carries a parent's peak over into the programs it starts."""
+    try:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+    except (OSError, StopIteration):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
 def peak_memory_mb() -> dict[str, float]:
     """Peak resident memory of this process (and peak GPU memory allocated, where there is a GPU)."""
-    peak = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    peak = {"rss_mb": peak_rss_mb()}
     if torch.cuda.is_available():
         peak["gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
     return peak

@@ -17,6 +17,7 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -135,7 +136,13 @@ def run(cfg: DictConfig, out_dir: str) -> RunResults:
 def main(cfg: DictConfig) -> float:
     os.environ.setdefault("HF_HUB_OFFLINE", "1") if cfg.offline else None
     torch.set_float32_matmul_precision(cfg.matmul_precision)
-    results = run(cfg, HydraConfig.get().runtime.output_dir)
+    try:
+        exp = build(cfg)
+    except (ValueError, OSError, InstantiationException) as err:
+        # Bad settings or data, found before any training: one clear line, not a traceback.
+        cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err
+        raise SystemExit(f"error: {cause}") from None
+    results = execute(exp, HydraConfig.get().runtime.output_dir)
     return results.metrics()["acc"]  # the value a Hydra sweeper optimises
 
 

@@ -29,7 +29,7 @@ class LoRA(ContinualCallback):
         alpha: int = 16,
         dropout: float = 0.05,
         target_modules: list[str] | None = None,
-        lr: float | None = 5e-4,
+        lr: float | None = 2e-3,
     ):
         if mode not in ("isolation", "shared"):
             raise ValueError(f"lora.mode must be 'isolation' or 'shared', got {mode!r}")

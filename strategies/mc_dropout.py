@@ -47,14 +47,8 @@ class MCDropout(ContinualCallback):
         for m in dropouts:
             m.train()
         try:
-            probs = torch.stack(
-                [
-                    module.network.head_logits(
-                        module.network.features(batch["input_ids"], batch["attention_mask"]), head
-                    ).softmax(-1)
-                    for _ in range(self.passes)
-                ]
-            ).mean(0)
+            passes = [module.network.head_logits(module.encode(batch), head).softmax(-1) for _ in range(self.passes)]
+            probs = torch.stack(passes).mean(0)
         finally:
             for m in dropouts:
                 m.eval()

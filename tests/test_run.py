@@ -59,6 +59,13 @@ def test_unknown_strategy_lists_the_choices(tmp_path):
     assert "nope" in done.stderr and "naive" in done.stderr
 
 
+def test_bad_settings_give_one_clear_line(tmp_path):
+    done = cli("stream=synthetic", "logger=none", "strategy=distill", "strategy.distill.alpha=2", cwd=tmp_path)
+    assert done.returncode != 0
+    assert "error: distill.alpha must be in [0, 1], got 2" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_naive_learns_each_task(run_synthetic):
     res = run_synthetic()
     diagonal = [res.accuracy_matrix[i][i] for i in range(3)]
