@@ -45,13 +45,19 @@ class Distill(ContinualCallback):
 
     @torch.no_grad()
     def teacher_logits(self, module, examples) -> torch.Tensor:
-        out = []
-        for i in range(0, len(examples), self.batch_size):
-            chunk = examples[i : i + self.batch_size]
-            rows = [dict(zip(chunk, v)) for v in zip(*chunk.values())] if isinstance(chunk, dict) else chunk
+        """Old-head logits for every example (a Dataset or a list of rows), in their order; the pass
+        itself runs length-sorted so that its batches carry little padding."""
+        lengths = examples["length"] if hasattr(examples, "column_names") else [len(e["input_ids"]) for e in examples]
+        order = sorted(range(len(lengths)), key=lengths.__getitem__)
+        out = [None] * len(order)
+        for i in range(0, len(order), self.batch_size):
+            chunk = order[i : i + self.batch_size]
+            rows = [examples[j] for j in chunk]
             batch = {k: v.to(module.device) for k, v in self.stream.collate(rows).items()}
-            out.append(self.old_logits(module, module.network.features(batch["input_ids"], batch["attention_mask"])))
-        return torch.cat(out)
+            logits = self.old_logits(module, module.encode(batch))
+            for j, row in zip(chunk, logits):
+                out[j] = row
+        return torch.stack(out)
 
     @override
     def on_task_start(self, module, task_id, stream, data) -> None:
