@@ -3,7 +3,7 @@ import torch
 
 from cl.run import execute
 
-LEARNABLE = ("model.pooling=mean", "trainer.max_epochs=6")
+LEARNABLE = ("model.pooling=mean", "trainer.max_epochs=6", "strategy.lora.lr=null")  # the stream's rate
 
 
 def test_isolation_keeps_the_base_and_earlier_tasks_unchanged(build_synthetic, tmp_path):
