@@ -14,7 +14,3 @@ class Joint(ContinualCallback):
     @override
     def train_data(self, module, task_id: int, stream, data: Dataset) -> Dataset:
         return stream.union_train(task_id)
-
-    @override
-    def report(self) -> dict[str, float]:
-        return {}
