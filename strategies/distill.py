@@ -30,7 +30,7 @@ class Distill(ContinualCallback):
         self.alpha, self.temperature, self.batch_size = alpha, temperature, batch_size
         self.teacher_rows: torch.Tensor | None = None  # [rows, old classes]
         self.teacher_slots: torch.Tensor | None = None  # [memory slots, old classes]
-        self.kd_values: list[float] = []
+        self.kd_sum, self.kd_steps = torch.zeros(()), 0
 
     def old_logits(self, module, features: torch.Tensor) -> torch.Tensor:
         """Logits of the earlier tasks' heads (or earlier classes of the single head), side by side."""
@@ -61,7 +61,8 @@ class Distill(ContinualCallback):
 
     @override
     def on_task_start(self, module, task_id, stream, data) -> None:
-        self.stream, self.data, self.kd_values = stream, data, []
+        self.stream, self.data = stream, data
+        self.kd_sum, self.kd_steps = torch.zeros(()), 0
         self.teacher_rows = self.teacher_slots = None
 
     @override
@@ -91,7 +92,7 @@ class Distill(ContinualCallback):
         if self.teacher_slots is not None:
             teacher[slots >= 0] = self.teacher_slots[slots[slots >= 0]]
         student = self.old_logits(module, outputs.features)
-        t = self.temperature
+        t, spans = self.temperature, self.head_spans(module)
         kl = sum(
             F.kl_div(
                 F.log_softmax(student[:, a:b] / t, -1),
@@ -99,12 +100,14 @@ class Distill(ContinualCallback):
                 log_target=True,
                 reduction="batchmean",
             )
-            for a, b in self.head_spans(module)
-        ) / len(self.head_spans(module))
+            for a, b in spans
+        ) / len(spans)
         kd = (1 - self.alpha) * t**2 * kl
-        self.kd_values.append(float(kd))
+        # Summed on the device: reading a float here would stall a GPU at every step.
+        self.kd_sum = self.kd_sum.to(kd.device) + kd.detach()
+        self.kd_steps += 1
         return {"kd": kd}
 
     @override
     def report(self) -> dict[str, float]:
-        return {"kd_mean": sum(self.kd_values) / len(self.kd_values) if self.kd_values else 0.0}
+        return {"kd_mean": float(self.kd_sum) / self.kd_steps if self.kd_steps else 0.0}
