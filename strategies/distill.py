@@ -8,6 +8,8 @@ its logits for every training example (and every replay-memory slot) are compute
 mode without gradients, and looked up by row at each step of every epoch.
 """
 
+import time
+
 import torch
 import torch.nn.functional as F
 from typing_extensions import override
@@ -31,6 +33,7 @@ class Distill(ContinualCallback):
         self.teacher_rows: torch.Tensor | None = None  # [rows, old classes]
         self.teacher_slots: torch.Tensor | None = None  # [memory slots, old classes]
         self.kd_sum, self.kd_steps = torch.zeros(()), 0
+        self.teacher_seconds = 0.0
 
     def old_logits(self, module, features: torch.Tensor) -> torch.Tensor:
         """Logits of the earlier tasks' heads (or earlier classes of the single head), side by side."""
@@ -62,7 +65,7 @@ class Distill(ContinualCallback):
     @override
     def on_task_start(self, module, task_id, stream, data) -> None:
         self.stream, self.data = stream, data
-        self.kd_sum, self.kd_steps = torch.zeros(()), 0
+        self.kd_sum, self.kd_steps, self.teacher_seconds = torch.zeros(()), 0, 0.0
         self.teacher_rows = self.teacher_slots = None
 
     @override
@@ -70,12 +73,14 @@ class Distill(ContinualCallback):
         # Here the model is already on its device; it is still the previous task's final model.
         if pl_module.task_id == 0 or self.teacher_rows is not None:
             return
+        start = time.perf_counter()
         pl_module.eval()
         self.teacher_rows = self.teacher_logits(pl_module, self.data)
         memory = next((cb.buffer for cb in pl_module.cl_callbacks if hasattr(cb, "buffer")), None)
         if memory:
             self.teacher_slots = self.teacher_logits(pl_module, memory)
         pl_module.train()
+        self.teacher_seconds = time.perf_counter() - start
 
     @override
     def ce_weight(self, module) -> float:
@@ -110,4 +115,5 @@ class Distill(ContinualCallback):
 
     @override
     def report(self) -> dict[str, float]:
-        return {"kd_mean": float(self.kd_sum) / self.kd_steps if self.kd_steps else 0.0}
+        kd_mean = float(self.kd_sum) / self.kd_steps if self.kd_steps else 0.0
+        return {"kd_mean": kd_mean, "teacher_seconds": self.teacher_seconds}
