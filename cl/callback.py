@@ -11,6 +11,8 @@ batch, and knows nothing of tasks, so ``ContinualCallback`` adds a few hooks tha
 - ``ce_weight``: a factor on the cross-entropy itself (``alpha`` in ``alpha*CE + (1-alpha)*KD``).
 - ``param_groups``: reshape the optimizer's parameter groups (layer-wise learning rates).
 - ``predict_proba``: replace the class probabilities used at evaluation (MC dropout).
+- ``check``: fail before any training on settings that do not fit the model or stream.
+- ``on_resume``: rebuild what the strategy added to the model (adapters) before a checkpoint loads.
 - ``report``: numbers to store with the task's results (buffer size, entropy, ...).
 """
 
@@ -27,6 +29,12 @@ if TYPE_CHECKING:
 
 class ContinualCallback(L.Callback):
     """Base class of strategies; every hook is a no-op by default."""
+
+    def check(self, module: "ContinualModule", stream: "Stream") -> None:
+        """Raise ``ValueError`` naming the problem and its fix; called once the run is built."""
+
+    def on_resume(self, module: "ContinualModule", stream: "Stream", completed_tasks: int) -> None:
+        """After ``load_state_dict``, before the model's checkpointed weights are loaded."""
 
     def train_data(self, module: "ContinualModule", task_id: int, stream: "Stream", data: Dataset) -> Dataset:
         return data

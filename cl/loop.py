@@ -6,7 +6,9 @@ from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
 
+from cl import checkpoint
 from cl.callback import ContinualCallback
 from cl.loggers import log_final, log_task
 from cl.module import ContinualModule
@@ -23,6 +25,9 @@ class ContinualLoop:
     Args:
         trainer_kwargs: ``lightning.Trainer`` arguments (``max_epochs``, ``accelerator``, ``precision``...).
         results: filled in and saved to ``out_dir`` after the initial evaluation and after every task.
+        save_checkpoints: write ``checkpoint.pt`` at every task boundary, so the run can be resumed.
+        trained: names of parameters trained so far, and ``rng``: RNG states to set before the
+            next task; both come from a checkpoint when a run is resumed.
     """
 
     def __init__(
@@ -37,21 +42,35 @@ class ContinualLoop:
         eval_batch_size: int,
         seed: int,
         loggers: list[Logger] | None = None,
+        save_checkpoints: bool = False,
+        trained: set[str] | None = None,
+        rng: dict | None = None,
     ):
         self.module, self.stream, self.callbacks = module, stream, callbacks
         self.trainer_kwargs, self.results, self.out_dir = trainer_kwargs, results, out_dir
         self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
         self.loggers = loggers or []
+        self.save_checkpoints, self.trained, self.rng = save_checkpoints, set(trained or ()), rng
         module.cl_callbacks = self.cl_callbacks
 
     @property
     def cl_callbacks(self) -> list[ContinualCallback]:
         return [cb for cb in self.callbacks if isinstance(cb, ContinualCallback)]
 
+    def trainer(self, logger) -> L.Trainer:
+        kwargs = dict(self.trainer_kwargs)
+        # Other tasks' heads get no gradient in a step, which plain DDP treats as an error.
+        if kwargs.get("strategy") == "ddp":
+            kwargs["strategy"] = "ddp_find_unused_parameters_true"
+        # The stream shards its own loaders across processes (seeded, and evaluation without the
+        # repeated examples a DistributedSampler adds), so Lightning must not replace their samplers.
+        return L.Trainer(**kwargs, callbacks=self.callbacks, logger=logger, use_distributed_sampler=False)
+
     def evaluate(self) -> list[float]:
         """Accuracy on the test split of every task of the stream, seen or not."""
-        trainer = L.Trainer(**self.trainer_kwargs, callbacks=self.callbacks, logger=False)
-        out = trainer.test(self.module, dataloaders=self.stream.test_loaders(self.eval_batch_size), verbose=False)
+        trainer = self.trainer(logger=False)
+        loaders = self.stream.test_loaders(self.eval_batch_size, trainer.global_rank, trainer.world_size)
+        out = trainer.test(self.module, dataloaders=loaders, verbose=False)
         merged = {k: v for d in out for k, v in d.items()}
         # Accuracies are ratios of counts; rounding drops float32 noise (0.9150000214 -> 0.915).
         return [round(float(merged[f"eval/task{j}/acc"]), 6) for j in range(len(self.stream))]
@@ -64,9 +83,11 @@ class ContinualLoop:
         data = data.add_column("row", list(range(len(data))))
         for cb in self.cl_callbacks:
             cb.on_task_start(self.module, task_id, self.stream, data)
+        self.trained |= {n for n, p in self.module.named_parameters() if p.requires_grad}
         self.results.train_examples.append(len(data))
-        loader = self.stream.train_loader(data, self.batch_size, seed=self.seed * 1000 + task_id)
-        trainer = L.Trainer(**self.trainer_kwargs, callbacks=self.callbacks, logger=self.loggers or False)
+        trainer = self.trainer(logger=self.loggers or False)
+        seed = self.seed * 1000 + task_id
+        loader = self.stream.train_loader(data, self.batch_size, seed, trainer.global_rank, trainer.world_size)
         # Lightning keeps each submodule's train/eval mode across test(); training starts in train
         # mode, and strategies that want parts in eval mode set that in their own hooks.
         self.module.train()
@@ -79,12 +100,25 @@ class ContinualLoop:
             cb.on_task_end(self.module, task_id, self.stream, data)
         return seconds
 
+    def save(self, with_checkpoint: bool = False) -> None:
+        """Results (and the checkpoint) of the finished tasks; in a multi-process run only rank 0 writes.
+        A crash between the two leaves results one task ahead, which a resume drops and redoes."""
+        if rank_zero_only.rank != 0:
+            return
+        self.results.save(self.out_dir)
+        if with_checkpoint:
+            done = self.results.completed_tasks
+            checkpoint.save(self.out_dir, self.module, self.cl_callbacks, done, self.trained)
+
     def run(self) -> RunResults:
         res, names = self.results, self.stream.task_names
-        start = time.perf_counter()
-        res.initial_accuracy = self.evaluate()
-        res.initial_eval_seconds = time.perf_counter() - start
-        res.save(self.out_dir)
+        if not res.initial_accuracy:  # a resumed run has it already
+            start = time.perf_counter()
+            res.initial_accuracy = self.evaluate()
+            res.initial_eval_seconds = time.perf_counter() - start
+            self.save()
+        if self.rng is not None:
+            checkpoint.set_rng_states(self.rng)
         for t in range(res.completed_tasks, len(self.stream)):
             train_s = self.train_task(t)
             start = time.perf_counter()
@@ -96,13 +130,13 @@ class ContinualLoop:
             res.trainable_params.append(sum(p.numel() for p in self.module.parameters() if p.requires_grad))
             report = {k: v for cb in self.cl_callbacks for k, v in cb.report().items()}
             res.strategy_report.append(report)
-            res.save(self.out_dir)
+            self.save(with_checkpoint=self.save_checkpoints)
             log_task(self.loggers, t, names, row, report)
             log.info(
                 "task %d/%d %-12s acc %.3f | seen mean %.3f | train %.1fs eval %.1fs",
                 t + 1, len(names), names[t], row[t], sum(row[: t + 1]) / (t + 1), train_s, eval_s,
             )  # fmt: skip
         res.status = "finished"
-        res.save(self.out_dir)
+        self.save()
         log_final(self.loggers, res, self.out_dir)
         return res

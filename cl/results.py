@@ -6,7 +6,7 @@ import os
 import platform
 import resource
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -86,6 +86,20 @@ class RunResults:
     peak_memory: dict = field(default_factory=dict)
     versions: dict = field(default_factory=library_versions)
     status: str = "running"
+    resumed_after: list[int] = field(default_factory=list)  # finished tasks at each resume
+
+    PER_TASK = ("accuracy_matrix", "train_seconds", "eval_seconds", "train_examples", "trainable_params",
+                "strategy_report")  # fmt: skip
+
+    @classmethod
+    def load(cls, out_dir: str | Path) -> "RunResults":
+        data = json.loads((Path(out_dir) / "results.json").read_text())
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+    def truncate(self, tasks: int) -> None:
+        """Keep the first ``tasks`` finished tasks (the ones a checkpoint holds)."""
+        for name in self.PER_TASK:
+            setattr(self, name, getattr(self, name)[:tasks])
 
     @property
     def completed_tasks(self) -> int:

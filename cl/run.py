@@ -5,13 +5,16 @@ Examples::
     python -m cl.run                                   # the embedded real benchmark, naive fine-tuning
     python -m cl.run stream=synthetic logger=none seed=3 trainer.max_epochs=1
     python -m cl.run -m strategy=naive seed=0,1,2       # a Hydra multirun sweep
+    python -m cl.run stream=synthetic resume=outputs/synthetic/naive/seed0/<time>   # continue a stopped run
 """
 
 import logging
 import os
+import signal
 import time
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 import hydra
 import lightning as L
@@ -19,11 +22,15 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from cl import checkpoint
+from cl.checks import check_settings
+from cl.lm import LanguageModel, LMModule, build_prompts
 from cl.loggers import close as close_loggers
 from cl.loop import ContinualLoop
-from cl.models import build_encoder
+from cl.models import build_encoder, is_causal
 from cl.module import ContinualModule
 from cl.network import Classifier
 from cl.results import RunResults
@@ -49,7 +56,12 @@ OmegaConf.register_new_resolver("cl.strategy_name", strategy_name, replace=True)
 
 def build_callbacks(strategies: DictConfig | None) -> list[L.Callback]:
     """One callback per chosen strategy; a strategy with no ``_target_`` is configuration alone."""
-    return [instantiate(node) for node in (strategies or {}).values() if node and node.get("_target_")]
+    try:
+        return [instantiate(node) for node in (strategies or {}).values() if node and node.get("_target_")]
+    except InstantiationException as err:  # the strategy's own message, not Hydra's wrapper
+        if isinstance(err.__cause__, ValueError):
+            raise err.__cause__ from None
+        raise
 
 
 def build_loggers(cfg: DictConfig) -> list:
@@ -67,25 +79,41 @@ class Experiment:
     callbacks: list[L.Callback]
     results: RunResults
     cfg: DictConfig
+    resume_dir: str | None = None  # a resumed run writes into the folder it continues
+    state: dict | None = None  # the checkpoint it continues from
 
 
 def build(cfg: DictConfig) -> Experiment:
     L.seed_everything(cfg.seed, workers=True)
+    check_settings(cfg)
     callbacks = build_callbacks(cfg.strategy)  # bad strategy settings fail before any data work
+    config = OmegaConf.to_container(cfg, resolve=True)
+    resumed, state = checkpoint.open_run(cfg.resume, config) if cfg.get("resume") else (None, None)
     start = time.perf_counter()
     encoder, tokenizer = build_encoder(cfg.model)
     model_seconds = time.perf_counter() - start
     stream = build_stream(cfg.stream, tokenizer, cfg.seed)
     data_seconds = time.perf_counter() - start - model_seconds
-    network = Classifier(encoder, stream.head_sizes(), cfg.model.pooling, cfg.model.head_dropout)
-    module = ContinualModule(
-        network,
-        [t.num_classes for t in stream.tasks],
-        stream.scenario,
-        optimizer=instantiate(cfg.optimizer, _partial_=True),
-        scheduler=cfg.scheduler.name,
-        warmup_ratio=cfg.scheduler.warmup_ratio,
-    )
+    sizes, optimizer = [t.num_classes for t in stream.tasks], instantiate(cfg.optimizer, _partial_=True)
+    schedule = {"scheduler": cfg.scheduler.name, "warmup_ratio": cfg.scheduler.warmup_ratio}
+    if is_causal(cfg.model):
+        stream.prompts = build_prompts(stream.tasks, cfg.stream.tasks, tokenizer, stream.scenario)
+        eos = getattr(tokenizer, "eos_token_id", None)
+        stream.eos_id = eos if eos is not None else encoder.config.eos_token_id
+        module = LMModule(LanguageModel(encoder), sizes, stream.scenario, optimizer, **schedule,
+                          prompts=stream.prompts, evaluation=cfg.model.get("evaluation", "rank"),
+                          pad_id=stream.pad_id, eos_id=stream.eos_id)  # fmt: skip
+    else:
+        network = Classifier(encoder, stream.head_sizes(), cfg.model.pooling, cfg.model.head_dropout)
+        module = ContinualModule(network, sizes, stream.scenario, optimizer, **schedule)
+    for cb in callbacks:
+        cb.check(module, stream)
+    if resumed is not None:
+        resumed.resumed_after.append(resumed.completed_tasks)
+        resumed.status = "running"
+        if state is not None:
+            state["trained"] = checkpoint.restore(module, callbacks, stream, state)
+        return Experiment(module, stream, callbacks, resumed, cfg, str(cfg.resume), state)
     results = RunResults(
         stream=stream.name,
         strategy=strategy_name(cfg.strategy),
@@ -93,7 +121,7 @@ def build(cfg: DictConfig) -> Experiment:
         scenario=stream.scenario,
         task_names=stream.task_names,
         test_examples=[len(t.test) for t in stream.tasks],
-        config=OmegaConf.to_container(cfg, resolve=True),
+        config=config,
         total_params=sum(p.numel() for p in module.parameters()),
         setup_seconds={"model": model_seconds, "data": data_seconds},
     )
@@ -102,6 +130,9 @@ def build(cfg: DictConfig) -> Experiment:
 
 def execute(exp: Experiment, out_dir: str) -> RunResults:
     cfg, stream, results = exp.cfg, exp.stream, exp.results
+    out_dir = exp.resume_dir or out_dir
+    if exp.resume_dir:
+        log.info("resuming %s after %d finished tasks", out_dir, results.completed_tasks)
     log.info(
         "stream %s (%s-incremental): %s | strategy %s | model %s",
         stream.name, stream.scenario,
@@ -111,18 +142,29 @@ def execute(exp: Experiment, out_dir: str) -> RunResults:
     loggers = build_loggers(cfg)
     loop = ContinualLoop(
         exp.module, stream, exp.callbacks, OmegaConf.to_container(cfg.trainer, resolve=True), results, out_dir,
-        cfg.batch_size, cfg.eval_batch_size, cfg.seed, loggers,
+        cfg.batch_size, cfg.eval_batch_size, cfg.seed, loggers, save_checkpoints=cfg.checkpoint,
+        trained=exp.state and exp.state["trained"], rng=exp.state and exp.state["rng"],
     )  # fmt: skip
     try:
         loop.run()
-    except BaseException:
+    except BaseException as err:
         # The finished tasks' rows are already on disk; mark the run so nobody mistakes it for complete.
-        results.status = "interrupted"
-        results.save(out_dir)
-        log.exception("run stopped after %d finished tasks; results so far in %s", results.completed_tasks, out_dir)
+        # Lightning turns Ctrl+C during fit into SystemExit(1) after ignoring further SIGINTs.
+        stopped = isinstance(err, KeyboardInterrupt | SystemExit)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        results.status = "interrupted" if stopped else "failed"
+        if rank_zero_only.rank == 0:
+            results.save(out_dir)
+        report = log.error if stopped or isinstance(err, FloatingPointError) else log.exception
+        report(
+            "run stopped (%s) after %d finished tasks; results so far in %s; continue it with resume=%s",
+            err, results.completed_tasks, out_dir, out_dir,
+        )  # fmt: skip
         close_loggers(loggers, ok=False)
         raise
     close_loggers(loggers, ok=True)
+    if not cfg.keep_checkpoint:  # a finished run needs no resuming; its weights are large
+        (Path(out_dir) / checkpoint.FILE).unlink(missing_ok=True)
     log.info("accuracy matrix (rows: after training on; columns: evaluated on)\n%s", results.table())
     log.info("results in %s", out_dir)
     return results
@@ -142,7 +184,10 @@ def main(cfg: DictConfig) -> float:
         # Bad settings or data, found before any training: one clear line, not a traceback.
         cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err
         raise SystemExit(f"error: {cause}") from None
-    results = execute(exp, HydraConfig.get().runtime.output_dir)
+    try:
+        results = execute(exp, HydraConfig.get().runtime.output_dir)
+    except FloatingPointError as err:  # logged with the way to resume; no traceback needed
+        raise SystemExit(f"error: {err}") from None
     return results.metrics()["acc"]  # the value a Hydra sweeper optimises
 
 

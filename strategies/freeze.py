@@ -35,15 +35,19 @@ class Freeze(ContinualCallback):
         return name.startswith("encoder.") and depth(name, total_layers) <= self.layers
 
     @override
+    def check(self, module, stream) -> None:
+        total = num_layers(module.network.encoder)
+        if self.layers > total and not self.heads_only:
+            raise ValueError(f"freeze.layers={self.layers} but the encoder has {total} layers")
+        if not any(self.should_freeze(n, total) for n, _ in module.network.named_parameters()):
+            raise ValueError("freeze: no parameter matches; check layers/heads_only/patterns")
+
+    @override
     def on_task_start(self, module, task_id, stream, data) -> None:
         net = module.network
         total = num_layers(net.encoder)
-        if self.layers > total and not self.heads_only:
-            raise ValueError(f"freeze.layers={self.layers} but the encoder has {total} layers")
         params = dict(net.named_parameters())
         self.frozen = [n for n in params if self.should_freeze(n, total)]
-        if not self.frozen:
-            raise ValueError("freeze: no parameter matches; check layers/heads_only/patterns")
         for name in self.frozen:
             params[name].requires_grad = False
 

@@ -6,8 +6,11 @@ the end of each task, by reservoir sampling over every example seen so far, or c
 equal share for every (task, class) seen). Replayed examples train through their own task's head.
 """
 
+import zlib
+
 import numpy as np
 import torch
+import torch.distributed as dist
 from typing_extensions import override
 
 from cl.callback import ContinualCallback
@@ -48,6 +51,21 @@ class Replay(ContinualCallback):
             self._reservoir(examples)
         else:
             self._balanced(examples)
+        self._check_same_on_every_rank()
+
+    def digest(self) -> int:
+        parts = (ex["input_ids"].tobytes() + f"|{ex['label']},{ex['task_id']};".encode() for ex in self.buffer)
+        return zlib.crc32(b"".join(parts))
+
+    def _check_same_on_every_rank(self) -> None:
+        """Every process fills the memory from the whole task with the same seed, so the memories must
+        agree; a difference would mean the processes trained on different data."""
+        if not (dist.is_available() and dist.is_initialized()):
+            return
+        digests = [None] * dist.get_world_size()
+        dist.all_gather_object(digests, self.digest())
+        if len(set(digests)) > 1:
+            raise RuntimeError(f"replay memories differ between processes (digests {digests})")
 
     def _reservoir(self, examples: list[dict]) -> None:
         for i in self.rng.permutation(len(examples)):
@@ -71,7 +89,10 @@ class Replay(ContinualCallback):
         k = round(self.ratio * len(batch["labels"]))
         if not self.buffer or k == 0:
             return batch
-        slots = torch.randint(len(self.buffer), (k,), generator=self.generator)
+        # Every process draws the same slots for all processes and keeps its own share, so the
+        # generators stay in step and no two processes replay the same examples.
+        world, rank = (module.trainer.world_size, module.trainer.global_rank) if module._trainer else (1, 0)
+        slots = torch.randint(len(self.buffer), (k * world,), generator=self.generator)[rank * k : (rank + 1) * k]
         replayed = self.stream.collate([self.buffer[i] for i in slots.tolist()])
         replayed["slots"] = slots
         device = batch["input_ids"].device

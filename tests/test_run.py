@@ -104,7 +104,7 @@ def test_a_crash_keeps_the_finished_tasks(run_synthetic, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_synthetic("trainer.max_epochs=1", out=tmp_path / "crash")
     res = json.loads((tmp_path / "crash" / "results.json").read_text())
-    assert res["status"] == "interrupted" and res["completed_tasks"] == 2
+    assert res["status"] == "failed" and res["completed_tasks"] == 2
     assert len(res["accuracy_matrix"]) == 2 and res["metrics"]["acc"] is not None
 
 
