@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 import torch.nn.functional as F
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics import MeanMetric
 from transformers import get_scheduler
 
 from cl.callback import ContinualCallback
@@ -55,9 +55,9 @@ class ContinualModule(L.LightningModule):
         self.network, self.scenario = network, scenario
         self.optimizer_factory, self.scheduler, self.warmup_ratio = optimizer, scheduler, warmup_ratio
         self.class_offsets = [sum(num_classes[:i]) for i in range(len(num_classes))]
-        total = sum(num_classes)
-        sizes = num_classes if scenario == "task" else [total] * len(num_classes)
-        self.accuracy = torch.nn.ModuleList(MulticlassAccuracy(n, average="micro") for n in sizes)
+        # Accuracy as the mean of per-example correctness: sums and counts, so exact when summed
+        # over processes, and an answer matching no class (generated text) simply counts as wrong.
+        self.accuracy = torch.nn.ModuleList(MeanMetric() for _ in num_classes)
         self.task_id = 0
         self.cl_callbacks: list[ContinualCallback] = []  # set by the loop, in strategy order
 
@@ -92,32 +92,73 @@ class ContinualModule(L.LightningModule):
             groups.append(Group(head, index, self.network.head_logits(features[index], head), labels[index]))
         return Outputs(features, groups)
 
+    def task_loss(self, batch: dict[str, torch.Tensor], out: Outputs) -> torch.Tensor:
+        """Cross-entropy of each example through its own head, averaged over the batch."""
+        return sum(F.cross_entropy(g.logits, g.labels, reduction="sum") for g in out.groups) / len(batch["labels"])
+
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         for cb in self.cl_callbacks:
             batch = cb.extend_batch(self, batch)
         out = self(batch)
         n = len(batch["labels"])
-        ce = sum(F.cross_entropy(g.logits, g.labels, reduction="sum") for g in out.groups) / n
+        ce = self.task_loss(batch, out)
         terms = {name: t for cb in self.cl_callbacks for name, t in cb.loss_terms(self, batch, out).items()}
         weight = math.prod(cb.ce_weight(self) for cb in self.cl_callbacks)
         loss = weight * ce + sum(terms.values())
+        if not torch.isfinite(loss):  # one device sync per step, to stop at the step that broke
+            parts = ", ".join(f"{k} {float(v):.4g}" for k, v in {"ce": ce, **terms}.items())
+            raise FloatingPointError(
+                f"loss is {float(loss)} ({parts}) in task {self.task_id}, epoch {self.current_epoch}, "
+                f"step {self.global_step}: try a lower optimizer.lr or gradient clipping (trainer.gradient_clip_val)"
+            )
         self.log("train/loss", loss, prog_bar=True, batch_size=n)
         for name, value in {"ce": ce, **terms}.items():
             self.log(f"train/{name}", value, batch_size=n)
         return loss
+
+    def class_probs(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
+        """The network's class probabilities through ``head`` (strategies may repeat or replace this)."""
+        return self.network.head_logits(self.encode(batch), head).softmax(-1)
 
     def predict_proba(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
         for cb in self.cl_callbacks:
             probs = cb.predict_proba(self, batch, head)
             if probs is not None:
                 return probs
-        return self.network.head_logits(self.encode(batch), head).softmax(-1)
+        return self.class_probs(batch, head)
+
+    def predict(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
+        """Predicted class of each example (head-space ids; -1 for an answer that matches no class)."""
+        return self.predict_proba(batch, head).argmax(-1)
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        probs = self.predict_proba(batch, self.head_of(dataloader_idx))
+        preds = self.predict(batch, self.head_of(dataloader_idx))
+        correct = (preds == self.head_labels(batch["labels"], batch["task_ids"])).float()
         metric = self.accuracy[dataloader_idx]
-        metric.update(probs.argmax(-1), self.head_labels(batch["labels"], batch["task_ids"]))
-        self.log(f"eval/task{dataloader_idx}/acc", metric, add_dataloader_idx=False, batch_size=len(probs))
+        metric.update(correct)
+        self.log(f"eval/task{dataloader_idx}/acc", metric, add_dataloader_idx=False, batch_size=len(preds))
+
+    # Distillation (strategies/distill.py) asks the module what to match, so that it works the same
+    # on classifiers (the earlier tasks' heads) and language models (the answer-token distributions).
+    def kd_targets(self, batch: dict[str, torch.Tensor], out: Outputs | None = None) -> torch.Tensor:
+        """Logits of the earlier tasks' heads (or earlier classes of the single head), side by side."""
+        features = out.features if out is not None else self.encode(batch)
+        if self.scenario == "class":
+            return self.network.head_logits(features, 0)[:, : self.class_offsets[self.task_id]]
+        return torch.cat([self.network.head_logits(features, h) for h in range(self.task_id)], -1)
+
+    def kd_loss(self, batch: dict, student: torch.Tensor, teacher: torch.Tensor, t: float) -> torch.Tensor:
+        """``KL(softmax(teacher/t) || softmax(student/t))`` per earlier head, averaged over heads."""
+        if self.scenario == "class":
+            spans = [(0, self.class_offsets[self.task_id])]
+        else:
+            spans = [(self.class_offsets[h], self.class_offsets[h + 1]) for h in range(self.task_id)]
+        kl = [
+            F.kl_div(F.log_softmax(student[:, a:b] / t, -1), F.log_softmax(teacher[:, a:b] / t, -1),
+                     log_target=True, reduction="batchmean")
+            for a, b in spans
+        ]  # fmt: skip
+        return sum(kl) / len(kl)
 
     def configure_optimizers(self):
         groups = [{"params": [p for p in self.parameters() if p.requires_grad]}]

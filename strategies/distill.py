@@ -11,7 +11,6 @@ mode without gradients, and looked up by row at each step of every epoch.
 import time
 
 import torch
-import torch.nn.functional as F
 from typing_extensions import override
 
 from cl.callback import ContinualCallback
@@ -22,29 +21,23 @@ class Distill(ContinualCallback):
     alpha: weight of the cross-entropy; ``1 - alpha`` goes to distillation.
     temperature: softmax temperature ``T`` of both distributions.
     batch_size: batch size used to compute the teacher's logits.
+    storage: dtype the teacher's logits are kept in; a language model's answer-token logits span
+        the vocabulary, and ``bfloat16`` halves their memory.
     """
 
-    def __init__(self, alpha: float = 0.5, temperature: float = 2.0, batch_size: int = 128):
+    def __init__(self, alpha: float = 0.5, temperature: float = 2.0, batch_size: int = 128, storage: str = "float32"):
         if not 0 <= alpha <= 1:
             raise ValueError(f"distill.alpha must be in [0, 1], got {alpha}")
         if not temperature > 0:
             raise ValueError(f"distill.temperature must be > 0, got {temperature}")
+        if storage not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"distill.storage must be float32, bfloat16 or float16, got {storage!r}")
         self.alpha, self.temperature, self.batch_size = alpha, temperature, batch_size
+        self.storage_dtype = getattr(torch, storage)
         self.teacher_rows: torch.Tensor | None = None  # [rows, old classes]
         self.teacher_slots: torch.Tensor | None = None  # [memory slots, old classes]
         self.kd_sum, self.kd_steps = torch.zeros(()), 0
         self.teacher_seconds = 0.0
-
-    def old_logits(self, module, features: torch.Tensor) -> torch.Tensor:
-        """Logits of the earlier tasks' heads (or earlier classes of the single head), side by side."""
-        if module.scenario == "class":
-            return module.network.head_logits(features, 0)[:, : module.class_offsets[module.task_id]]
-        return torch.cat([module.network.head_logits(features, h) for h in range(module.task_id)], -1)
-
-    def head_spans(self, module) -> list[tuple[int, int]]:
-        if module.scenario == "class":
-            return [(0, module.class_offsets[module.task_id])]
-        return [(module.class_offsets[h], module.class_offsets[h + 1]) for h in range(module.task_id)]
 
     @torch.no_grad()
     def teacher_logits(self, module, examples) -> torch.Tensor:
@@ -57,8 +50,7 @@ class Distill(ContinualCallback):
             chunk = order[i : i + self.batch_size]
             rows = [examples[j] for j in chunk]
             batch = {k: v.to(module.device) for k, v in self.stream.collate(rows).items()}
-            logits = self.old_logits(module, module.encode(batch))
-            for j, row in zip(chunk, logits):
+            for j, row in zip(chunk, module.kd_targets(batch).to(self.storage_dtype)):
                 out[j] = row
         return torch.stack(out)
 
@@ -92,22 +84,13 @@ class Distill(ContinualCallback):
             return {}
         rows = batch["rows"]
         slots = batch.get("slots", torch.full_like(rows, -1))
-        teacher = torch.zeros(len(rows), self.teacher_rows.shape[1], device=rows.device)
-        teacher[rows >= 0] = self.teacher_rows[rows[rows >= 0]]
+        teacher = torch.zeros(len(rows), *self.teacher_rows.shape[1:], device=rows.device)
+        teacher[rows >= 0] = self.teacher_rows[rows[rows >= 0]].to(rows.device, teacher.dtype)
         if self.teacher_slots is not None:
-            teacher[slots >= 0] = self.teacher_slots[slots[slots >= 0]]
-        student = self.old_logits(module, outputs.features)
-        t, spans = self.temperature, self.head_spans(module)
-        kl = sum(
-            F.kl_div(
-                F.log_softmax(student[:, a:b] / t, -1),
-                F.log_softmax(teacher[:, a:b] / t, -1),
-                log_target=True,
-                reduction="batchmean",
-            )
-            for a, b in spans
-        ) / len(spans)
-        kd = (1 - self.alpha) * t**2 * kl
+            teacher[slots >= 0] = self.teacher_slots[slots[slots >= 0]].to(rows.device, teacher.dtype)
+        student = module.kd_targets(batch, outputs)
+        t = self.temperature
+        kd = (1 - self.alpha) * t**2 * module.kd_loss(batch, student, teacher, t)
         # Summed on the device: reading a float here would stall a GPU at every step.
         self.kd_sum = self.kd_sum.to(kd.device) + kd.detach()
         self.kd_steps += 1

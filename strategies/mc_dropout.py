@@ -14,6 +14,12 @@ from typing_extensions import override
 from cl.callback import ContinualCallback
 
 
+def dropout_modules(network: nn.Module) -> list[nn.Module]:
+    """``nn.Dropout`` layers, and attention modules that apply dropout themselves while in training
+    mode (Llama and other decoders: ``attention_dropout``, with no ``nn.Dropout`` layer at all)."""
+    return [m for m in network.modules() if isinstance(m, nn.Dropout) or hasattr(m, "attention_dropout")]
+
+
 class MCDropout(ContinualCallback):
     """Args:
     passes: stochastic forward passes averaged at evaluation.
@@ -33,9 +39,11 @@ class MCDropout(ContinualCallback):
     def on_task_start(self, module, task_id, stream, data) -> None:
         self.task_names = stream.task_names
         if self.p is not None:
-            for m in module.network.modules():
+            for m in dropout_modules(module.network):
                 if isinstance(m, nn.Dropout):
                     m.p = self.p
+                else:
+                    m.attention_dropout = self.p
 
     @override
     def on_test_epoch_start(self, trainer, pl_module) -> None:
@@ -43,12 +51,11 @@ class MCDropout(ContinualCallback):
 
     @override
     def predict_proba(self, module, batch: dict, head: int) -> torch.Tensor:
-        dropouts = [m for m in module.network.modules() if isinstance(m, nn.Dropout)]
+        dropouts = dropout_modules(module.network)
         for m in dropouts:
             m.train()
         try:
-            passes = [module.network.head_logits(module.encode(batch), head).softmax(-1) for _ in range(self.passes)]
-            probs = torch.stack(passes).mean(0)
+            probs = torch.stack([module.class_probs(batch, head) for _ in range(self.passes)]).mean(0)
         finally:
             for m in dropouts:
                 m.eval()

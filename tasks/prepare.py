@@ -87,20 +87,21 @@ def check_splits(name: str, train: Dataset, test: Dataset, label_names: list[str
         )
 
 
-def _tokenize(ds: Dataset, tokenizer, max_length: int) -> Dataset:
+def _tokenize(ds: Dataset, tokenizer, max_length: int, special_tokens: bool = True) -> Dataset:
     if "input_ids" not in ds.column_names:
         if tokenizer is None:
             raise ValueError("this stream has raw text but the model has no tokenizer")
 
         def encode(batch):
-            return {"input_ids": tokenizer(batch["text"], truncation=True, max_length=max_length)["input_ids"]}
+            out = tokenizer(batch["text"], truncation=True, max_length=max_length, add_special_tokens=special_tokens)
+            return {"input_ids": out["input_ids"]}
 
         ds = ds.map(encode, batched=True, remove_columns=["text"], desc="tokenize")
     ds = ds.select_columns(["input_ids", "label"])
     return ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True, desc="lengths")
 
 
-def _fingerprint(name: str, spec: DictConfig, seed: int, tokenizer, max_length: int) -> str:
+def _fingerprint(name: str, spec: DictConfig, seed: int, tokenizer, max_length: int, special: bool = True) -> str:
     source = OmegaConf.to_container(spec, resolve=True)
     files = {}  # user files: their size and time enter the key, so an edited file is prepared again
     for value in json.dumps(source).split('"'):
@@ -108,13 +109,18 @@ def _fingerprint(name: str, spec: DictConfig, seed: int, tokenizer, max_length: 
             st = os.stat(value)
             files[value] = [st.st_size, st.st_mtime_ns]
     tok = getattr(tokenizer, "name_or_path", None), getattr(tokenizer, "vocab_size", None)
-    blob = json.dumps([PREP_VERSION, name, source, seed, max_length, tok, files], sort_keys=True, default=str)
+    key = [PREP_VERSION, name, source, seed, max_length, tok, files] + ([] if special else ["no-special-tokens"])
+    blob = json.dumps(key, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def prepare_task(name: str, spec: DictConfig, tokenizer, seed: int, max_length: int, cache: bool = True):
-    """Return ``(label_names, train, test)`` for one task, from the Arrow cache when possible."""
-    path = cache_dir() / "prepared" / f"{name}-{_fingerprint(name, spec, seed, tokenizer, max_length)}"
+def prepare_task(
+    name: str, spec: DictConfig, tokenizer, seed: int, max_length: int, cache: bool = True, special_tokens: bool = True
+):
+    """Return ``(label_names, train, test)`` for one task, from the Arrow cache when possible.
+    ``special_tokens=False`` tokenizes the bare text (a language model's prompt wraps it)."""
+    key = _fingerprint(name, spec, seed, tokenizer, max_length, special_tokens)
+    path = cache_dir() / "prepared" / f"{name}-{key}"
     if cache and (path / "dataset_dict.json").exists():
         dd = load_from_disk(str(path))
         return dd["train"].features["label"].names, dd["train"], dd["test"]
@@ -127,7 +133,8 @@ def prepare_task(name: str, spec: DictConfig, tokenizer, seed: int, max_length: 
     train, test = split_and_subsample(raw, spec, seed, name)
     label_names = train.features["label"].names
     check_splits(name, train, test, label_names)
-    dd = DatasetDict(train=_tokenize(train, tokenizer, max_length), test=_tokenize(test, tokenizer, max_length))
+    tokenize = lambda ds: _tokenize(ds, tokenizer, max_length, special_tokens)  # noqa: E731
+    dd = DatasetDict(train=tokenize(train), test=tokenize(test))
     if cache:  # write beside, then rename: a crash never leaves a half-written cache entry
         tmp = Path(f"{path}.tmp{os.getpid()}")
         dd.save_to_disk(str(tmp))

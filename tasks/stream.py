@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 import torch
 from datasets import Dataset, Value, concatenate_datasets
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from tasks.prepare import prepare_task
 
@@ -39,6 +39,9 @@ class Stream:
     scenario: str = "task"
     pad_id: int = 0
     class_offsets: list[int] = field(init=False)
+    # Set for causal language models (cl/lm.py): batches become prompt + answer, padded on the left.
+    prompts: list | None = None
+    eos_id: int = 0
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
@@ -57,19 +60,24 @@ class Stream:
         sizes = [t.num_classes for t in self.tasks]
         return sizes if self.scenario == "task" else [sum(sizes)]
 
-    def train_loader(self, data: Dataset, batch_size: int, seed: int) -> DataLoader:
-        # Training keeps a plain seeded shuffle: bucketing by length would change which examples
-        # share a batch, and with it the learning; only padding is per batch.
+    def train_loader(self, data: Dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> DataLoader:
+        """Training keeps a plain seeded shuffle: bucketing by length would change which examples
+        share a batch, and with it the learning; only padding is per batch. With ``world`` processes
+        each takes its share of the same shuffle (``DistributedSampler``, reshuffled every epoch)."""
+        if world > 1:
+            sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=seed)
+            return DataLoader(data, batch_size, sampler=sampler, collate_fn=self.collate)
         gen = torch.Generator().manual_seed(seed)
         return DataLoader(data, batch_size, shuffle=True, generator=gen, collate_fn=self.collate)
 
-    def test_loaders(self, batch_size: int) -> list[DataLoader]:
-        # Accuracy does not depend on order, so evaluation sorts by length: batches of similar
-        # length waste little compute on padding.
+    def test_loaders(self, batch_size: int, rank: int = 0, world: int = 1) -> list[DataLoader]:
+        """Accuracy does not depend on order, so evaluation sorts by length: batches of similar length
+        waste little compute on padding. Process ``rank`` of ``world`` takes every ``world``-th example,
+        none repeated, so counts summed over processes are exact."""
         loaders = []
         for task in self.tasks:
             order = sorted(range(len(task.test)), key=task.test["length"].__getitem__, reverse=True)
-            loaders.append(DataLoader(task.test, batch_size, sampler=order, collate_fn=self.collate))
+            loaders.append(DataLoader(task.test, batch_size, sampler=order[rank::world], collate_fn=self.collate))
         return loaders
 
     def union_train(self, upto: int) -> Dataset:
@@ -80,6 +88,10 @@ class Stream:
 
     def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         """Pad each batch to its own longest sequence (dynamic padding)."""
+        if self.prompts is not None:
+            from cl.lm import collate
+
+            return collate(rows, self.prompts, self.pad_id, self.eos_id)
         longest = max(len(r["input_ids"]) for r in rows)
         ids = torch.full((len(rows), longest), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(rows), longest), dtype=torch.long)
@@ -111,7 +123,8 @@ class Stream:
             x = batch[key]
             if key in ("input_ids", "attention_mask") and x.shape[1] < width:
                 pad = self.pad_id if key == "input_ids" else 0
-                x = torch.nn.functional.pad(x, (0, width - x.shape[1]), value=pad)
+                side = (width - x.shape[1], 0) if self.prompts is not None else (0, width - x.shape[1])
+                x = torch.nn.functional.pad(x, side, value=pad)
             return x
 
         return {k: torch.cat([side(a, k), side(b, k)]) for k in dict.fromkeys([*a, *b, "segments"])}
@@ -127,8 +140,9 @@ def build_stream(cfg: DictConfig, tokenizer, seed: int) -> Stream:
     for task_id, i in enumerate(order):
         name = names[i]
         labels, train, test = prepare_task(
-            name, cfg.tasks[name], tokenizer, seed, cfg.max_length, cfg.get("cache", True)
-        )
+            name, cfg.tasks[name], tokenizer, seed, cfg.max_length, cfg.get("cache", True),
+            special_tokens=cfg.get("special_tokens", True),
+        )  # fmt: skip
         train = train.add_column("task_id", [task_id] * len(train))
         test = test.add_column("task_id", [task_id] * len(test))
         tasks.append(Task(name, labels, train, test))

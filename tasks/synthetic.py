@@ -20,7 +20,11 @@ def marker_task(
     min_length: int = 3,
     max_length: int = 6,
     seed: int = 0,
+    marker_last: bool = False,
 ) -> Dataset:
+    """``marker_last``: the marker ends the sequence (for the tiny causal LM, which then only has to
+    map the last token to an answer; a marker anywhere needs an attention pattern that a 2-layer
+    model trained for a few steps finds unreliably, measured)."""
     first_filler = 2 + MAX_TASKS * num_classes
     if not 0 <= task_index < MAX_TASKS or first_filler >= vocab_size:
         raise ValueError(f"marker_task: task_index must be in [0, {MAX_TASKS}) and vocab_size > {first_filler}")
@@ -29,7 +33,7 @@ def marker_task(
     for label in range(num_classes):
         for _ in range(examples_per_class):
             seq = rng.integers(first_filler, vocab_size, rng.integers(min_length, max_length + 1))
-            seq[rng.integers(len(seq))] = 2 + task_index * num_classes + label
+            seq[len(seq) - 1 if marker_last else rng.integers(len(seq))] = 2 + task_index * num_classes + label
             ids.append([1, *seq.tolist()])
             labels.append(label)
     features = Features({"input_ids": Sequence(Value("int64")), "label": ClassLabel(num_classes=num_classes)})

@@ -35,7 +35,7 @@ class WordTokenizer:
 
     name_or_path, vocab_size, pad_token_id = "words", 1000, 0
 
-    def __call__(self, texts, truncation=True, max_length=16):
+    def __call__(self, texts, truncation=True, max_length=16, add_special_tokens=True):
         return {"input_ids": [[1 + hash(w) % 999 for w in t.split()][:max_length] for t in texts]}
 
 

@@ -28,7 +28,11 @@ def test_shared_mode_trains_one_adapter(build_synthetic, tmp_path):
     assert list(exp.module.network.encoder.peft_config) == ["shared"]
 
 
-def test_isolation_needs_task_ids(build_synthetic, tmp_path):
-    exp = build_synthetic("strategy=lora", "stream.scenario=class")
+def test_isolation_needs_task_ids(build_synthetic):
     with pytest.raises(ValueError, match="scenario=task"):
-        execute(exp, str(tmp_path))
+        build_synthetic("strategy=lora", "stream.scenario=class")
+
+
+def test_unknown_target_modules_list_the_models_linear_modules(build_synthetic):
+    with pytest.raises(ValueError, match=r"\['nope'\] are not modules.*'query'"):
+        build_synthetic("strategy=lora", "strategy.lora.target_modules=[query,nope]")
