@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 
 FILE = "checkpoint.pt"
 # Settings that do not change what a run computes, so a resumed run may change them.
-FREE = ("resume", "logger", "checkpoint", "keep_checkpoint", "offline", "strategy_name", "trainer.enable_progress_bar")
+FREE = ("resume", "skip_done", "logger", "checkpoint", "keep_checkpoint", "offline", "strategy_name", "order_name",
+        "trainer.enable_progress_bar")  # fmt: skip
 
 
 def rng_states() -> dict:

@@ -1,15 +1,31 @@
-"""``python -m cl.report <folders...>``: a table of the runs found under the given folders.
+"""``python -m cl.report <folders...>``: compare the runs found under the given folders.
 
-Reads every ``results.json`` below the folders and prints one row per run: the stream metrics,
-trainable parameters and wall time. ``--markdown FILE`` also writes the table to a file.
+Reads every ``results.json`` below the folders and, per strategy, gives the mean and 95% confidence
+interval (Student t over runs) of the six metrics, training time, trainable parameters and peak
+memory, and each strategy's paired difference to ``naive`` over the runs that share a seed and a task
+order (paired runs see the same data in the same order, so the difference is far less noisy than
+the two means). A strategy that lacks some of the (seed, order) runs that others have is marked,
+not averaged over fewer runs in silence.
+
+``--out DIR`` writes the tables as Markdown (``summary.md``) and LaTeX (``table_*.tex``), every
+number as ``stats.json``, and the figures as PNG and PDF: the mean accuracy matrix per strategy,
+each task's accuracy along the stream, accuracy vs forgetting, accuracy vs cost.
 """
 
 import argparse
 import json
+import math
+import statistics
 import sys
+from collections import defaultdict
 from pathlib import Path
 
-COLUMNS = ("acc", "avg_incremental_acc", "bwt", "forgetting", "learning_acc")
+METRICS = ("acc", "avg_incremental_acc", "bwt", "fwt", "forgetting", "learning_acc")
+COSTS = ("train_s", "trainable_params", "peak_rss_mb")
+# Two-sided 95% Student t quantiles by degrees of freedom; beyond 30 the normal 1.96 is close enough.
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
+        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
+        2.045, 2.042]  # fmt: skip
 
 
 def load_runs(folders: list[str]) -> list[dict]:
@@ -25,31 +41,194 @@ def load_runs(folders: list[str]) -> list[dict]:
     return runs
 
 
-def wall_seconds(run: dict) -> float:
-    return run["initial_eval_seconds"] + sum(run["train_seconds"]) + sum(run["eval_seconds"])
+def order_of(run: dict) -> str:
+    order = run["config"]["stream"].get("order")
+    return "default" if order is None else "-".join(map(str, order))
 
 
-def markdown_table(runs: list[dict]) -> str:
-    head = ["strategy", "seed", *COLUMNS, "trainable params", "train + eval s", "status"]
+def values(run: dict) -> dict[str, float]:
+    out = {m: run["metrics"][m] for m in METRICS}
+    out["train_s"] = sum(run["train_seconds"])
+    out["trainable_params"] = run["trainable_params"][-1] if run["trainable_params"] else None
+    out["peak_rss_mb"] = run.get("peak_memory", {}).get("rss_mb")
+    return out
+
+
+def mean_ci(xs: list[float]) -> tuple[float, float, int]:
+    """Mean, half-width of the 95% interval (nan for one value) and count."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return math.nan, math.nan, 0
+    if len(xs) == 1:
+        return xs[0], math.nan, 1
+    t = T975[len(xs) - 2] if len(xs) - 1 <= len(T975) else 1.96
+    return statistics.fmean(xs), t * statistics.stdev(xs) / math.sqrt(len(xs)), len(xs)
+
+
+def summarize(runs: list[dict], reference: str = "naive") -> dict:
+    """Everything the tables, figures and paper use, computed once."""
+    finished = [r for r in runs if r["status"] == "finished"]
+    if not finished:
+        raise SystemExit("cl.report: none of the runs has finished; nothing to compare")
+    by = defaultdict(dict)  # strategy -> (seed, order) -> run
+    for r in finished:
+        by[r["strategy"]][(r["seed"], order_of(r))] = r
+    every = sorted({k for s in by.values() for k in s})
+    out = {"streams": sorted({r["stream"] for r in finished}), "runs": len(finished),
+           "unfinished": [r["path"] for r in runs if r["status"] != "finished"],
+           "seeds": sorted({k[0] for k in every}), "orders": sorted({k[1] for k in every}),
+           "reference": reference, "strategies": {}}  # fmt: skip
+    for strategy, keyed in by.items():
+        vals = [values(r) for r in keyed.values()]
+        row = {name: mean_ci([v[name] for v in vals]) for name in (*METRICS, *COSTS)}
+        row["missing"] = [f"seed{s}/order{o}" for s, o in every if (s, o) not in keyed]
+        if reference in by and strategy != reference:
+            pairs = [k for k in keyed if k in by[reference]]
+            row["paired"] = {
+                m: mean_ci([values(keyed[k])[m] - values(by[reference][k])[m] for k in pairs]) for m in METRICS
+            }
+        row["by_order"] = {o: mean_ci([values(r)["acc"] for (s, oo), r in keyed.items() if oo == o])[0]
+                           for o in out["orders"]}  # fmt: skip
+        row["matrices"] = {o: mean_matrix([r for (s, oo), r in keyed.items() if oo == o]) for o in out["orders"]}
+        row["task_names"] = {o: next(r["task_names"] for (s, oo), r in keyed.items() if oo == o)
+                             for o in out["orders"] if any(oo == o for _, oo in keyed)}  # fmt: skip
+        out["strategies"][strategy] = row
+    ranks = {o: sorted(out["strategies"], key=lambda s: -nan_low(out["strategies"][s]["by_order"][o]))
+             for o in out["orders"]}  # fmt: skip
+    out["rank_by_order"] = ranks
+    return out
+
+
+def nan_low(x: float) -> float:
+    return -math.inf if x is None or math.isnan(x) else x
+
+
+def mean_matrix(runs: list[dict]) -> list[list[float]] | None:
+    if not runs:
+        return None
+    t = len(runs[0]["accuracy_matrix"])
+    return [[statistics.fmean(r["accuracy_matrix"][i][j] for r in runs) for j in range(t)] for i in range(t)]
+
+
+def fmt(x: tuple | float, digits: int = 3, latex: bool = False) -> str:
+    """``0.540 ± 0.021`` (or ``0.540`` for one run); ``n/a`` when undefined."""
+    mean, half = (x[0], x[1]) if isinstance(x, tuple) else (x, math.nan)
+    if mean is None or math.isnan(mean):
+        return "n/a"
+    big = abs(mean) >= 1000
+    text = f"{mean:,.0f}" if big else f"{mean:.{digits}f}"
+    if not math.isnan(half):
+        pm = r" $\pm$ " if latex else " ± "
+        text += pm + (f"{half:,.0f}" if big else f"{half:.{digits}f}")
+    return text.replace(",", "{,}") if latex else text
+
+
+def order_strategies(stats: dict) -> list[str]:
+    return sorted(stats["strategies"], key=lambda s: -nan_low(stats["strategies"][s]["acc"][0]))
+
+
+def tables(stats: dict, latex: bool = False) -> dict[str, str]:
+    """The main table, the paired differences and accuracy by task order, as Markdown or LaTeX."""
+    names = order_strategies(stats)
+    rows = {}
+    head = ["strategy", "n", *METRICS, "train s", "trainable params", "peak RSS MB"]
+    body = []
+    for s in names:
+        row = stats["strategies"][s]
+        mark = "*" if row["missing"] else ""
+        cells = [*(fmt(row[m], latex=latex) for m in METRICS), *(fmt(row[c], 0, latex) for c in COSTS)]
+        body.append([s.replace("_", r"\_") if latex else s, f"{row['acc'][2]}{mark}", *cells])
+    rows["main"] = (head, body)
+    ref = stats["reference"]
+    head = ["strategy", "pairs", *(f"Δ {m}" if not latex else rf"$\Delta$ {m}" for m in METRICS)]
+    body = []
+    for s in names:
+        paired = stats["strategies"][s].get("paired")
+        if paired:
+            body.append([s.replace("_", r"\_") if latex else s, str(paired["acc"][2]),
+                         *(fmt(paired[m], latex=latex) for m in METRICS)])  # fmt: skip
+    rows["paired"] = (head, body)
+    head = ["strategy", *(f"order {o}" for o in stats["orders"])]
+    body = []
+    for s in names:
+        ranks = [stats["rank_by_order"][o].index(s) + 1 for o in stats["orders"]]
+        cells = [f"{fmt(stats['strategies'][s]['by_order'][o])} (#{k})" for o, k in zip(stats["orders"], ranks)]
+        body.append([s.replace("_", r"\_") if latex else s, *(c.replace("#", r"\#") if latex else c for c in cells)])
+    rows["orders"] = (head, body)
+    render = latex_table if latex else markdown_table
+    out = {k: render(h, b) for k, (h, b) in rows.items()}
+    if not latex:
+        missing = {s: r["missing"] for s, r in stats["strategies"].items() if r["missing"]}
+        if missing:
+            out["main"] += "\n*missing runs (not averaged in): " + "; ".join(
+                f"{s}: {', '.join(m)}" for s, m in missing.items()) + "\n"  # fmt: skip
+        out["paired"] = f"Paired differences to `{ref}` (same seed and task order), mean ± 95% CI.\n\n" + out["paired"]
+    return out
+
+
+def markdown_table(head: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join([*lines, *("| " + " | ".join(r) + " |" for r in body)]) + "\n"
+
+
+def latex_table(head: list[str], body: list[list[str]]) -> str:
+    cols = "l" + "r" * (len(head) - 1)
+    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(h.replace("_", r"\_") for h in head) + r" \\",
+             r"\midrule", *(" & ".join(r) + r" \\" for r in body), r"\bottomrule", r"\end{tabular}"]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def runs_table(runs: list[dict]) -> str:
+    """One row per run (the table of a single-seed comparison)."""
+    head = ["strategy", "seed", "acc", "avg_incremental_acc", "bwt", "forgetting", "learning_acc",
+            "trainable params", "train + eval s", "status"]  # fmt: skip
+    body = []
     for r in sorted(runs, key=lambda r: (r["stream"], -(r["metrics"]["acc"] or 0), r["seed"])):
         m = r["metrics"]
-        cells = [r["strategy"], str(r["seed"]), *(f"{m[c]:.3f}" if m[c] is not None else "n/a" for c in COLUMNS)]
-        cells += [f"{r['trainable_params'][-1]:,}" if r["trainable_params"] else "n/a", f"{wall_seconds(r):.0f}"]
+        cells = [r["strategy"], str(r["seed"]), *(fmt(m[c]) for c in head[2:7])]
+        wall = r["initial_eval_seconds"] + sum(r["train_seconds"]) + sum(r["eval_seconds"])
+        cells += [f"{r['trainable_params'][-1]:,}" if r["trainable_params"] else "n/a", f"{wall:.0f}"]
         cells.append(r["status"] if r["status"] == "finished" else f"{r['status']} ({r['completed_tasks']} tasks)")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        body.append(cells)
+    return markdown_table(head, body)
+
+
+def write(stats: dict, out: Path) -> None:
+    from cl.report_figures import figures
+
+    out.mkdir(parents=True, exist_ok=True)
+    md, tex = tables(stats), tables(stats, latex=True)
+    summary = [f"# Comparison: {', '.join(stats['streams'])}", "",
+               f"{stats['runs']} finished runs; seeds {stats['seeds']}; task orders {stats['orders']}.", "",
+               "Mean ± 95% confidence interval over runs.", "", md["main"], md["paired"],
+               "Final accuracy by task order (rank among strategies).", "", md["orders"]]  # fmt: skip
+    (out / "summary.md").write_text("\n".join(summary))
+    for name, text in tex.items():
+        (out / f"table_{name}.tex").write_text(text)
+    (out / "stats.json").write_text(json.dumps(stats, indent=1, default=str))
+    figures(stats, out)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cl.report", description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", help="run or sweep folders holding results.json files")
-    parser.add_argument("--markdown", help="also write the table to this file")
+    parser.add_argument("--out", help="write Markdown and LaTeX tables, stats.json and figures here")
+    parser.add_argument("--markdown", help="write the summary (or, with --runs, the per-run table) to this file")
+    parser.add_argument("--runs", action="store_true", help="one row per run instead of per strategy")
+    parser.add_argument("--reference", default="naive", help="strategy the paired differences are taken to")
     args = parser.parse_args(argv)
-    table = markdown_table(load_runs(args.folders))
-    sys.stdout.write(table)
+    runs = load_runs(args.folders)
+    if args.runs:
+        text = runs_table(runs)
+    else:
+        stats = summarize(runs, args.reference)
+        md = tables(stats)
+        text = md["main"] + "\n" + md["paired"] + "\n" + md["orders"]
+        if args.out:
+            write(stats, Path(args.out))
+    sys.stdout.write(text)
     if args.markdown:
-        Path(args.markdown).write_text(table)
+        Path(args.markdown).write_text(text)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cl import checkpoint
 from cl.checks import check_settings
@@ -51,7 +51,13 @@ def strategy_name(strategies: DictConfig | None) -> str:
     return "+".join(n for n in names if n != "naive" or len(names) == 1)
 
 
+def order_name(order) -> str:
+    """``default`` or the task order joined by dashes (``2-0-3-1``), for folder names and tags."""
+    return "default" if order is None else "-".join(str(i) for i in order)
+
+
 OmegaConf.register_new_resolver("cl.strategy_name", strategy_name, replace=True)
+OmegaConf.register_new_resolver("cl.order_name", order_name, replace=True)
 
 
 def build_callbacks(strategies: DictConfig | None) -> list[L.Callback]:
@@ -178,6 +184,16 @@ def run(cfg: DictConfig, out_dir: str) -> RunResults:
 def main(cfg: DictConfig) -> float:
     os.environ.setdefault("HF_HUB_OFFLINE", "1") if cfg.offline else None
     torch.set_float32_matmul_precision(cfg.matmul_precision)
+    out_dir = HydraConfig.get().runtime.output_dir
+    if cfg.get("skip_done") and (Path(out_dir) / "results.json").exists():
+        # Sweeps write to fixed folders: a rerun skips finished runs and resumes stopped ones.
+        previous = RunResults.load(out_dir)
+        if previous.status == "finished":
+            log.info("skipping %s: finished already", out_dir)
+            return previous.metrics()["acc"]
+        if (Path(out_dir) / checkpoint.FILE).exists() and not cfg.get("resume"):
+            with open_dict(cfg):
+                cfg.resume = out_dir
     try:
         exp = build(cfg)
     except (ValueError, OSError, InstantiationException) as err:
@@ -185,7 +201,7 @@ def main(cfg: DictConfig) -> float:
         cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err
         raise SystemExit(f"error: {cause}") from None
     try:
-        results = execute(exp, HydraConfig.get().runtime.output_dir)
+        results = execute(exp, out_dir)
     except FloatingPointError as err:  # logged with the way to resume; no traceback needed
         raise SystemExit(f"error: {err}") from None
     return results.metrics()["acc"]  # the value a Hydra sweeper optimises

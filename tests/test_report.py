@@ -1,17 +1,97 @@
 import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from cl.report import main
+from cl.report import load_runs, main, mean_ci, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_report_tables_the_runs_and_fails_clearly_without_any(run_synthetic, tmp_path, capsys):
-    run_synthetic("trainer.max_epochs=1", out=tmp_path / "runs" / "a")
-    main([str(tmp_path / "runs"), "--markdown", str(tmp_path / "t.md")])
-    table = (tmp_path / "t.md").read_text()
-    res = json.loads((tmp_path / "runs" / "a" / "results.json").read_text())
-    assert f"| naive | 0 | {res['metrics']['acc']:.3f} |" in table
-    assert table == capsys.readouterr().out
+def fake_run(strategy: str, seed: int, order: list[int] | None, acc: float, forgetting: float) -> dict:
+    return {
+        "stream": "s", "strategy": strategy, "seed": seed, "status": "finished", "completed_tasks": 2,
+        "config": {"stream": {"order": order}}, "task_names": ["a", "b"],
+        "accuracy_matrix": [[acc, 0.5], [acc - forgetting, acc]], "train_seconds": [1.0, 2.0],
+        "trainable_params": [10, 10], "peak_memory": {"rss_mb": 100.0}, "initial_eval_seconds": 0.1,
+        "eval_seconds": [0.1, 0.1],
+        "metrics": {"acc": acc, "avg_incremental_acc": acc, "bwt": -forgetting, "fwt": 0.0,
+                    "forgetting": forgetting, "learning_acc": acc},
+    }  # fmt: skip
+
+
+def write(root: Path, runs: list[dict]) -> None:
+    for r in runs:
+        folder = root / r["strategy"] / str(r["config"]["stream"]["order"]) / f"seed{r['seed']}"
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps(r))
+
+
+def test_mean_ci_uses_student_t():
+    mean, half, n = mean_ci([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3) and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
+    assert math.isnan(mean_ci([5.0])[1])
+
+
+def test_paired_differences_cancel_what_seeds_share(tmp_path):
+    # Each seed moves both strategies alike: the raw means overlap, the paired difference does not.
+    runs = []
+    for seed, shift in enumerate([0.0, 0.2, -0.2, 0.1]):
+        for order in ([0, 1], [1, 0]):
+            runs.append(fake_run("naive", seed, order, 0.5 + shift, 0.3))
+            runs.append(fake_run("replay", seed, order, 0.55 + shift, 0.1))
+    write(tmp_path, runs)
+    stats = summarize(load_runs([str(tmp_path)]))
+    replay = stats["strategies"]["replay"]
+    assert replay["acc"][2] == 8 and replay["acc"][1] > 0.05  # seed noise in the raw mean
+    assert replay["paired"]["acc"][0] == pytest.approx(0.05) and replay["paired"]["acc"][1] == pytest.approx(0)
+    assert replay["paired"]["forgetting"][0] == pytest.approx(-0.2)
+    assert stats["orders"] == ["0-1", "1-0"] and not replay["missing"]
+
+
+def test_missing_seeds_are_marked_not_averaged_quietly(tmp_path, capsys):
+    runs = [fake_run("naive", s, None, 0.5, 0.2) for s in range(3)]
+    runs += [fake_run("lora", s, None, 0.7, 0.0) for s in (0, 1)]
+    write(tmp_path / "runs", runs)
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    out = capsys.readouterr().out
+    assert "| lora | 2* |" in out
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert "missing runs (not averaged in): lora: seed2/orderdefault" in summary
+    for name in ("heatmaps", "along_stream", "acc_vs_forgetting", "acc_vs_cost"):
+        assert (tmp_path / "out" / f"{name}.png").stat().st_size > 0 and (tmp_path / "out" / f"{name}.pdf").exists()
+    latex = (tmp_path / "out" / "table_main.tex").read_text()
+    assert r"\begin{tabular}" in latex and r"0.700 $\pm$" not in latex and "0.700" in latex  # n=2 still has a CI
+    stats = json.loads((tmp_path / "out" / "stats.json").read_text())
+    assert stats["strategies"]["lora"]["missing"] == ["seed2/orderdefault"]
+
+
+def test_report_fails_clearly_without_results(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no results.json"):
         main([str(tmp_path / "empty")])
+    with pytest.raises(SystemExit, match="does not exist"):
+        main([str(tmp_path / "nothing")])
+
+
+def test_per_run_table_from_real_runs(run_synthetic, tmp_path):
+    run_synthetic("trainer.max_epochs=1", out=tmp_path / "runs" / "a")
+    main([str(tmp_path / "runs"), "--runs", "--markdown", str(tmp_path / "t.md")])
+    res = json.loads((tmp_path / "runs" / "a" / "results.json").read_text())
+    assert f"| naive | 0 | {res['metrics']['acc']:.3f} |" in (tmp_path / "t.md").read_text()
+
+
+def test_a_sweep_rerun_skips_finished_runs(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "cl.run", "-m", "stream=synthetic", "seed=0,1", "logger=none", "skip_done=true",
+           "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=seed${seed}"]  # fmt: skip
+    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr[-2000:]
+    stamp = (tmp_path / "seed1" / "results.json").stat().st_mtime_ns
+    second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0 and second.stderr.count("finished already") == 2
+    assert (tmp_path / "seed1" / "results.json").stat().st_mtime_ns == stamp
