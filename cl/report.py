@@ -112,7 +112,8 @@ def mean_matrix(runs: list[dict]) -> list[list[float]] | None:
 
 def fmt(x: tuple | float, digits: int = 3, latex: bool = False) -> str:
     """``0.540 ± 0.021`` (or ``0.540`` for one run); ``n/a`` when undefined."""
-    mean, half = (x[0], x[1]) if isinstance(x, tuple) else (x, math.nan)
+    mean, half = (x[0], x[1]) if isinstance(x, tuple | list) else (x, math.nan)
+    half = math.nan if half is None else half
     if mean is None or math.isnan(mean):
         return "n/a"
     big = abs(mean) >= 1000

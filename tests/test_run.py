@@ -125,3 +125,15 @@ def test_gradient_checkpointing_gives_the_same_training(run_synthetic, tmp_path)
     plain = run_synthetic("trainer.max_epochs=1", out=tmp_path / "a")
     ckpt = run_synthetic("trainer.max_epochs=1", "model.gradient_checkpointing=true", out=tmp_path / "b")
     assert plain.accuracy_matrix == ckpt.accuracy_matrix
+
+
+def test_a_failing_wandb_service_falls_back_to_offline(tmp_path):
+    # A key, online mode, and a server that refuses connections: the run must go on, offline.
+    env = {"WANDB_MODE": "online", "WANDB_API_KEY": "a" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
+    out = tmp_path / "out"
+    args = ["stream=synthetic", "trainer.max_epochs=1", "logger=wandb", "logger.init_timeout=5", f"hydra.run.dir={out}"]
+    done = subprocess.run([sys.executable, "-m", "cl.run", *args], cwd=tmp_path, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), **env}, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "results.json").read_text())["status"] == "finished"
+    assert list((out / "wandb").glob("offline-run-*")), "no offline wandb run"
