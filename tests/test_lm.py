@@ -95,3 +95,9 @@ def test_qlora_on_cpu_is_a_clear_error():
         pytest.skip("a GPU is present")
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
         cl.run.build(make_config(*LM, "+model.quantization=nf4", "strategy=lora"))
+
+
+def test_gradient_checkpointing_on_a_causal_lm_trains_the_same(run_synthetic, tmp_path):
+    plain = run_synthetic(*LM, "trainer.max_epochs=2", out=tmp_path / "a")
+    ckpt = run_synthetic(*LM, "trainer.max_epochs=2", "model.gradient_checkpointing=true", out=tmp_path / "b")
+    assert plain.accuracy_matrix == ckpt.accuracy_matrix

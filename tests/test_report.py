@@ -93,7 +93,7 @@ def test_a_sweep_rerun_skips_finished_runs(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     stamp = (tmp_path / "seed1" / "results.json").stat().st_mtime_ns
     second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0 and second.stderr.count("finished already") == 2
+    assert second.returncode == 0 and (second.stdout + second.stderr).count("finished already") == 2
     assert (tmp_path / "seed1" / "results.json").stat().st_mtime_ns == stamp
 
 
