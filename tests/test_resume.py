@@ -24,7 +24,8 @@ STRATEGIES = {
     "lm_replay_distill": ["stream=synthetic_lm", "strategy=[replay,distill]"],
     "lm_prefix": ["stream=synthetic_lm", "strategy=lora", "strategy.lora.method=prefix"],
 }
-FAST = ["trainer.max_epochs=2"]
+FAST = ["trainer.max_epochs=1", "~stream.tasks.t2"]  # two tasks: stop in the second, resume
+THREE = ["trainer.max_epochs=1"]
 
 
 def stop_during(monkeypatch, task: int, step: int = 1, error=RuntimeError) -> None:
@@ -71,18 +72,18 @@ def test_resumed_run_matches_the_uninterrupted_one(name, run_synthetic, tmp_path
 def test_ctrl_c_keeps_finished_tasks_resumable(run_synthetic, tmp_path, monkeypatch):
     stop_during(monkeypatch, task=2, error=KeyboardInterrupt)
     with pytest.raises(SystemExit):  # Lightning's graceful shutdown after Ctrl+C
-        run_synthetic(*FAST, out=tmp_path / "run")
+        run_synthetic(*THREE, out=tmp_path / "run")
     monkeypatch.undo()
     res = json.loads((tmp_path / "run" / "results.json").read_text())
     assert res["status"] == "interrupted" and res["completed_tasks"] == 2
-    resumed = cl.run.run(make_config(*FAST, f"resume={tmp_path / 'run'}"), str(tmp_path / "x"))
+    resumed = cl.run.run(make_config(*THREE, f"resume={tmp_path / 'run'}"), str(tmp_path / "x"))
     assert resumed.completed_tasks == 3 and resumed.accuracy_matrix[:2] == res["accuracy_matrix"]
 
 
 def test_lora_checkpoint_holds_adapters_and_heads_not_the_base(run_synthetic, tmp_path, monkeypatch):
     stop_during(monkeypatch, task=2)
     with pytest.raises(RuntimeError):
-        run_synthetic("strategy=lora", *FAST, out=tmp_path / "run")
+        run_synthetic("strategy=lora", *THREE, out=tmp_path / "run")
     state = torch.load(tmp_path / "run" / checkpoint.FILE, weights_only=False)
     params = [k for k in state["module"] if "lora_" in k or "heads" in k]
     assert state["completed_tasks"] == 2 and any("task1" in k for k in params)
@@ -100,20 +101,20 @@ def test_results_ahead_of_the_checkpoint_are_redone(run_synthetic, tmp_path, mon
     monkeypatch.setattr(checkpoint, "save", save_only_the_first)
     stop_during(monkeypatch, task=2)
     with pytest.raises(RuntimeError):
-        run_synthetic(*FAST, out=tmp_path / "run")
+        run_synthetic(*THREE, out=tmp_path / "run")
     monkeypatch.undo()
     assert json.loads((tmp_path / "run" / "results.json").read_text())["completed_tasks"] == 2
-    whole = run_synthetic(*FAST, out=tmp_path / "whole")
-    resumed = cl.run.run(make_config(*FAST, f"resume={tmp_path / 'run'}"), str(tmp_path / "x"))
+    whole = run_synthetic(*THREE, out=tmp_path / "whole")
+    resumed = cl.run.run(make_config(*THREE, f"resume={tmp_path / 'run'}"), str(tmp_path / "x"))
     assert resumed.resumed_after == [1] and resumed.accuracy_matrix == whole.accuracy_matrix
 
 
 def test_resume_refuses_a_different_config(run_synthetic, tmp_path, monkeypatch):
     stop_during(monkeypatch, task=1)
     with pytest.raises(RuntimeError):
-        run_synthetic(*FAST, out=tmp_path / "run")
+        run_synthetic(*THREE, out=tmp_path / "run")
     monkeypatch.undo()
     with pytest.raises(ValueError, match=r"different config.*optimizer\.lr: 0\.003 -> 0\.001"):
-        cl.run.build(make_config(*FAST, "optimizer.lr=1e-3", f"resume={tmp_path / 'run'}"))
+        cl.run.build(make_config(*THREE, "optimizer.lr=1e-3", f"resume={tmp_path / 'run'}"))
     with pytest.raises(FileNotFoundError, match="no results.json"):
-        cl.run.build(make_config(*FAST, f"resume={tmp_path / 'nothing'}"))
+        cl.run.build(make_config(*THREE, f"resume={tmp_path / 'nothing'}"))
