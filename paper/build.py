@@ -8,6 +8,7 @@ Every number in the paper comes from here: ``{{...}}`` placeholders are filled f
     {{n:replay}}             finished runs         {{runs}} {{seeds}} {{orders}}
     {{rank:<order>}}         strategies by final accuracy under that task order
     {{size:news:train}}      examples per class of a task in the sweep stream (train or test)
+    {{single:naive:forgetting}}  a metric of the one-seed full-size run in results/text4_strategies
     {{table:main}}           a generated table (Markdown in README.md, LaTeX in paper.tex)
     {{figure:heatmaps}}      a generated figure
 """
@@ -47,6 +48,12 @@ def value(key: str, stats: dict, latex: bool) -> str:
         return ", ".join(stats["orders"])
     if kind == "rank":
         return " > ".join(s.replace("_", r"\_") if latex else s for s in stats["rank_by_order"][rest[0]])
+    if kind == "single":  # the one-seed, full-size comparison in results/text4_strategies
+        for path in sorted((HERE.parent / "results" / "text4_strategies").rglob("results.json")):
+            run = json.loads(path.read_text())
+            if run["strategy"] == rest[0]:
+                return fmt(run["metrics"][rest[1]])
+        raise KeyError(f"no {rest[0]} run in results/text4_strategies")
     if kind == "size":
         return str(sizes()[rest[0]][f"{rest[1]}_per_class"])
     if kind == "table":
