@@ -34,7 +34,6 @@ from cl.callback import ContinualCallback
 from cl.lm import LanguageModel
 
 METHODS = ("lora", "adalora", "ia3", "prompt", "prefix", "ptuning")
-PROMPT_METHODS = ("prompt", "prefix", "ptuning")
 
 
 class LoRA(ContinualCallback):
@@ -101,7 +100,7 @@ class LoRA(ContinualCallback):
                 "lora isolation picks an adapter by task id, which class-incremental streams do not give "
                 "at test time: use stream.scenario=task or strategy.lora.mode=shared"
             )
-        if self.method in PROMPT_METHODS and not isinstance(module.network, LanguageModel) and self.method != "prompt":
+        if self.method in ("prefix", "ptuning") and not isinstance(module.network, LanguageModel):
             raise ValueError(f"lora.method={self.method} needs a causal language model (model.kind=causal); "
                              "encoders support lora, adalora, ia3 and prompt")  # fmt: skip
         if self.target_modules:
