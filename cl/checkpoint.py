@@ -118,7 +118,7 @@ def restore(module, callbacks: list, stream, state: dict) -> set[str]:
     for key, cb in zip(keys, callbacks):
         cb.load_state_dict(state["callbacks"][key])
         cb.on_resume(module, stream, state["completed_tasks"])
-    missing, unexpected = module.load_state_dict(state["module"], strict=False)
+    _, unexpected = module.load_state_dict(state["module"], strict=False)  # missing: never trained
     if unexpected:
         raise ValueError(f"checkpoint weights not in the model: {unexpected[:5]}")
     module.task_id = state["completed_tasks"] - 1

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cl.module import ContinualModule, Outputs
+from tasks.stream import row_fields
 
 ANSWER = "Answer:"
 
@@ -79,16 +80,8 @@ def collate(rows: list[dict], prompts: list[TaskPrompt], pad_id: int, eos_id: in
         seqs.append([*p.prefix, *r["input_ids"], *p.suffix, *answer])
         answer_lengths.append(len(answer))
     ids, mask = left_pad(seqs, pad_id)
-    batch = {
-        "input_ids": ids,
-        "attention_mask": mask,
-        "answer_lengths": torch.tensor(answer_lengths),
-        "labels": torch.tensor([r["label"] for r in rows]),
-        "task_ids": torch.tensor([r["task_id"] for r in rows]),
-    }
-    if "row" in rows[0]:
-        batch["rows"] = torch.tensor([r["row"] for r in rows])
-    return batch
+    lengths = torch.tensor(answer_lengths)
+    return {"input_ids": ids, "attention_mask": mask, "answer_lengths": lengths, **row_fields(rows)}
 
 
 class LanguageModel(nn.Module):

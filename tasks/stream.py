@@ -98,15 +98,7 @@ class Stream:
         for i, r in enumerate(rows):
             ids[i, : len(r["input_ids"])] = torch.as_tensor(r["input_ids"])
             mask[i, : len(r["input_ids"])] = 1
-        batch = {
-            "input_ids": ids,
-            "attention_mask": mask,
-            "labels": torch.tensor([r["label"] for r in rows]),
-            "task_ids": torch.tensor([r["task_id"] for r in rows]),
-        }
-        if "row" in rows[0]:
-            batch["rows"] = torch.tensor([r["row"] for r in rows])
-        return batch
+        return {"input_ids": ids, "attention_mask": mask, **row_fields(rows)}
 
     def merge(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One batch of two. ``segments`` keeps the two parts' sizes so that each is encoded padded
@@ -128,6 +120,17 @@ class Stream:
             return x
 
         return {k: torch.cat([side(a, k), side(b, k)]) for k in dict.fromkeys([*a, *b, "segments"])}
+
+
+def row_fields(rows: list[dict]) -> dict[str, torch.Tensor]:
+    """What every batch carries besides its tokens: labels, task ids, and row positions if given."""
+    fields = {
+        "labels": torch.tensor([r["label"] for r in rows]),
+        "task_ids": torch.tensor([r["task_id"] for r in rows]),
+    }
+    if "row" in rows[0]:
+        fields["rows"] = torch.tensor([r["row"] for r in rows])
+    return fields
 
 
 def build_stream(cfg: DictConfig, tokenizer, seed: int) -> Stream:
