@@ -1,40 +1,34 @@
 """``python -m cl.run``: train a model through a stream of tasks with the chosen strategies.
 
+The Hydra entry point: builds the experiment (``cl.engine.build``), runs its task loop, and turns a
+stop (bad settings, NaN loss, Ctrl+C, crash) into a marked, resumable run folder.
+
 Examples::
 
     python -m cl.run                                   # the embedded real benchmark, naive fine-tuning
-    python -m cl.run stream=synthetic logger=none seed=3 trainer.max_epochs=1
+    python -m cl.run experiment=synthetic logger=none seed=3 trainer.max_epochs=1
     python -m cl.run -m strategy=naive seed=0,1,2       # a Hydra multirun sweep
-    python -m cl.run stream=synthetic resume=outputs/synthetic/naive/seed0/<time>   # continue a stopped run
+    python -m cl.run experiment=synthetic resume=outputs/synthetic/naive/seed0/<time>   # continue a stopped run
 """
 
 import logging
 import os
 import signal
-import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
-import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
-from cl import checkpoint
-from cl.checks import check_settings
-from cl.lm import LanguageModel, LMModule, build_prompts
-from cl.loggers import close as close_loggers
-from cl.loop import ContinualLoop
-from cl.models import build_encoder, is_causal
-from cl.module import ContinualModule
-from cl.network import Classifier
-from cl.results import RunResults
-from tasks.stream import Stream, build_stream
+from cl.engine import checkpoint
+from cl.engine.build import build, build_loggers
+from cl.engine.loggers import close as close_loggers
+from cl.engine.loop import ContinualLoop, Experiment
+from cl.engine.results import RunResults
 
 log = logging.getLogger("cl")
 
@@ -43,95 +37,6 @@ log = logging.getLogger("cl")
 for _name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda"):
     logging.getLogger(_name).setLevel(logging.WARNING)
 warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-
-
-def strategy_name(strategies: DictConfig | None) -> str:
-    """``naive``, ``replay`` or ``replay+distill``: the chosen strategies, naive dropped when combined."""
-    names = list(strategies or {}) or ["naive"]
-    return "+".join(n for n in names if n != "naive" or len(names) == 1)
-
-
-def order_name(order) -> str:
-    """``default`` or the task order joined by dashes (``2-0-3-1``), for folder names and tags."""
-    return "default" if order is None else "-".join(str(i) for i in order)
-
-
-OmegaConf.register_new_resolver("cl.strategy_name", strategy_name, replace=True)
-OmegaConf.register_new_resolver("cl.order_name", order_name, replace=True)
-
-
-def build_callbacks(strategies: DictConfig | None) -> list[L.Callback]:
-    """One callback per chosen strategy; a strategy with no ``_target_`` is configuration alone."""
-    try:
-        return [instantiate(node) for node in (strategies or {}).values() if node and node.get("_target_")]
-    except InstantiationException as err:  # the strategy's own message, not Hydra's wrapper
-        if isinstance(err.__cause__, ValueError):
-            raise err.__cause__ from None
-        raise
-
-
-def build_loggers(cfg: DictConfig) -> list:
-    node = cfg.get("logger")
-    logger = instantiate(node) if node and node.get("_target_") else None
-    return [logger] if logger is not None else []
-
-
-@dataclass
-class Experiment:
-    """Everything a run is made of, built from the config before any training."""
-
-    module: ContinualModule
-    stream: Stream
-    callbacks: list[L.Callback]
-    results: RunResults
-    cfg: DictConfig
-    resume_dir: str | None = None  # a resumed run writes into the folder it continues
-    state: dict | None = None  # the checkpoint it continues from
-
-
-def build(cfg: DictConfig) -> Experiment:
-    L.seed_everything(cfg.seed, workers=True)
-    check_settings(cfg)
-    callbacks = build_callbacks(cfg.strategy)  # bad strategy settings fail before any data work
-    config = OmegaConf.to_container(cfg, resolve=True)
-    resumed, state = checkpoint.open_run(cfg.resume, config) if cfg.get("resume") else (None, None)
-    start = time.perf_counter()
-    encoder, tokenizer = build_encoder(cfg.model)
-    model_seconds = time.perf_counter() - start
-    stream = build_stream(cfg.stream, tokenizer, cfg.seed)
-    data_seconds = time.perf_counter() - start - model_seconds
-    sizes, optimizer = [t.num_classes for t in stream.tasks], instantiate(cfg.optimizer, _partial_=True)
-    schedule = {"scheduler": cfg.scheduler.name, "warmup_ratio": cfg.scheduler.warmup_ratio}
-    if is_causal(cfg.model):
-        stream.prompts = build_prompts(stream.tasks, cfg.stream.tasks, tokenizer, stream.scenario)
-        eos = getattr(tokenizer, "eos_token_id", None)
-        stream.eos_id = eos if eos is not None else encoder.config.eos_token_id
-        module = LMModule(LanguageModel(encoder), sizes, stream.scenario, optimizer, **schedule,
-                          prompts=stream.prompts, evaluation=cfg.model.get("evaluation", "rank"),
-                          pad_id=stream.pad_id, eos_id=stream.eos_id)  # fmt: skip
-    else:
-        network = Classifier(encoder, stream.head_sizes(), cfg.model.pooling, cfg.model.head_dropout)
-        module = ContinualModule(network, sizes, stream.scenario, optimizer, **schedule)
-    for cb in callbacks:
-        cb.check(module, stream)
-    if resumed is not None:
-        resumed.resumed_after.append(resumed.completed_tasks)
-        resumed.status = "running"
-        if state is not None:
-            state["trained"] = checkpoint.restore(module, callbacks, stream, state)
-        return Experiment(module, stream, callbacks, resumed, cfg, str(cfg.resume), state)
-    results = RunResults(
-        stream=stream.name,
-        strategy=strategy_name(cfg.strategy),
-        seed=cfg.seed,
-        scenario=stream.scenario,
-        task_names=stream.task_names,
-        test_examples=[len(t.test) for t in stream.tasks],
-        config=config,
-        total_params=sum(p.numel() for p in module.parameters()),
-        setup_seconds={"model": model_seconds, "data": data_seconds},
-    )
-    return Experiment(module, stream, callbacks, results, cfg)
 
 
 def execute(exp: Experiment, out_dir: str) -> RunResults:
@@ -146,11 +51,7 @@ def execute(exp: Experiment, out_dir: str) -> RunResults:
         results.strategy, cfg.model.name,
     )  # fmt: skip
     loggers = build_loggers(cfg)
-    loop = ContinualLoop(
-        exp.module, stream, exp.callbacks, OmegaConf.to_container(cfg.trainer, resolve=True), results, out_dir,
-        cfg.batch_size, cfg.eval_batch_size, cfg.seed, loggers, save_checkpoints=cfg.checkpoint,
-        trained=exp.state and exp.state["trained"], rng=exp.state and exp.state["rng"],
-    )  # fmt: skip
+    loop = ContinualLoop(exp, out_dir, loggers)
     try:
         loop.run()
     except BaseException as err:
@@ -198,8 +99,7 @@ def main(cfg: DictConfig) -> float:
         exp = build(cfg)
     except (ValueError, OSError, InstantiationException) as err:
         # Bad settings or data, found before any training: one clear line, not a traceback.
-        cause = err.__cause__ if isinstance(err, InstantiationException) and err.__cause__ else err
-        raise SystemExit(f"error: {cause}") from None
+        raise SystemExit(f"error: {err}") from None
     try:
         results = execute(exp, out_dir)
     except FloatingPointError as err:  # logged with the way to resume; no traceback needed

@@ -1,7 +1,7 @@
 """Render paper/paper.tex and paper/README.md from their templates and the report's stats.json.
 
 Every number in the paper comes from here: ``{{...}}`` placeholders are filled from
-``paper/generated/stats.json`` (made by ``python -m cl.report``) and from the sweep's config files.
+``paper/generated/stats.json`` (made by ``python -m cl.analysis.report``) and from the sweep's config files.
 
     {{ci:replay:acc}}        mean ± 95% CI        {{mean:replay:acc}}   mean only
     {{diff:replay:acc}}      paired difference to naive, mean ± 95% CI
@@ -23,7 +23,7 @@ import yaml
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from cl.report import fmt, tables  # noqa: E402
+from cl.analysis.report import fmt, tables  # noqa: E402
 
 
 def sizes() -> dict:

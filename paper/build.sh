@@ -3,7 +3,7 @@
 # README.md from their templates, then the PDF where a LaTeX toolchain is installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m cl.report results/sweep --out paper/generated > /dev/null
+python -m cl.analysis.report results/sweep --out paper/generated > /dev/null
 python paper/build.py
 if command -v latexmk > /dev/null; then
   (cd paper && latexmk -pdf -interaction=nonstopmode paper.tex > /dev/null && echo "wrote paper/paper.pdf")

@@ -8,4 +8,4 @@ seed=${1:-0}; shift || true
 out=results/text4_strategies
 python -m cl.run -m 'strategy=naive,joint,low_lr,freeze,mc_dropout,replay,distill,lora,[replay,distill]' \
   seed="$seed" eval_batch_size=128 logger=none trainer.enable_progress_bar=false hydra.sweep.dir="$out" "$@"
-python -m cl.report "$out" --runs --markdown "$out/table.md"
+python -m cl.analysis.report "$out" --runs --markdown "$out/table.md"

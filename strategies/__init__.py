@@ -1,1 +1,1 @@
-"""Anti-forgetting strategies, each a Lightning callback (see cl.callback.ContinualCallback)."""
+"""Anti-forgetting strategies, each a Lightning callback (see cl.engine.callback.ContinualCallback)."""

@@ -11,9 +11,28 @@ mode without gradients, and looked up by row at each step of every epoch.
 import time
 
 import torch
+import torch.nn.functional as F
 from typing_extensions import override
 
-from cl.callback import ContinualCallback
+from cl.engine.callback import ContinualCallback, ExampleMemory
+from cl.engine.module import Distributions
+from tasks.batching import ROWS, SLOTS
+
+
+def kl_divergence(student: Distributions, teacher: torch.Tensor, t: float) -> torch.Tensor:
+    """``KL(softmax(teacher/t) || softmax(student/t))`` for each distribution (span) of ``student``,
+    averaged over the positions that count, then over the spans."""
+    kl = []
+    for a, b in student.spans:
+        log_p = F.log_softmax(teacher[..., a:b].float() / t, -1)
+        log_q = F.log_softmax(student.logits[..., a:b].float() / t, -1)
+        per_class = F.kl_div(log_q, log_p, log_target=True, reduction="none")
+        if student.mask is None:  # one distribution per row
+            kl.append(per_class.sum() / len(per_class))
+        else:
+            per_position = per_class.sum(-1)
+            kl.append((per_position * student.mask).sum() / student.mask.sum().clamp(min=1))
+    return sum(kl) / len(kl)
 
 
 class Distill(ContinualCallback):
@@ -50,7 +69,7 @@ class Distill(ContinualCallback):
             chunk = order[i : i + self.batch_size]
             rows = [examples[j] for j in chunk]
             batch = {k: v.to(module.device) for k, v in self.stream.collate(rows).items()}
-            for j, row in zip(chunk, module.kd_targets(batch).to(self.storage_dtype)):
+            for j, row in zip(chunk, module.distributions(batch).logits.to(self.storage_dtype)):
                 out[j] = row
         return torch.stack(out)
 
@@ -68,33 +87,28 @@ class Distill(ContinualCallback):
         start = time.perf_counter()
         pl_module.eval()
         self.teacher_rows = self.teacher_logits(pl_module, self.data)
-        memory = next((cb.buffer for cb in pl_module.cl_callbacks if hasattr(cb, "buffer")), None)
+        memory = next((cb.memory_examples() for cb in pl_module.cl_callbacks if isinstance(cb, ExampleMemory)), None)
         if memory:
             self.teacher_slots = self.teacher_logits(pl_module, memory)
         pl_module.train()
         self.teacher_seconds = time.perf_counter() - start
 
     @override
-    def ce_weight(self, module) -> float:
-        return self.alpha if self.teacher_rows is not None else 1.0
-
-    @override
-    def loss_terms(self, module, batch: dict, outputs) -> dict[str, torch.Tensor]:
+    def loss_terms(self, module, batch: dict, outputs, terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if self.teacher_rows is None:
-            return {}
-        rows = batch["rows"]
-        slots = batch.get("slots", torch.full_like(rows, -1))
+            return terms
+        rows = batch[ROWS]
+        slots = batch.get(SLOTS, torch.full_like(rows, -1))
         teacher = torch.zeros(len(rows), *self.teacher_rows.shape[1:], device=rows.device)
         teacher[rows >= 0] = self.teacher_rows[rows[rows >= 0]].to(rows.device, teacher.dtype)
         if self.teacher_slots is not None:
             teacher[slots >= 0] = self.teacher_slots[slots[slots >= 0]].to(rows.device, teacher.dtype)
-        student = module.kd_targets(batch, outputs)
         t = self.temperature
-        kd = (1 - self.alpha) * t**2 * module.kd_loss(batch, student, teacher, t)
+        kd = (1 - self.alpha) * t**2 * kl_divergence(module.distributions(batch, outputs), teacher, t)
         # Summed on the device: reading a float here would stall a GPU at every step.
         self.kd_sum = self.kd_sum.to(kd.device) + kd.detach()
         self.kd_steps += 1
-        return {"kd": kd}
+        return {**terms, "ce": self.alpha * terms["ce"], "kd": kd}
 
     @override
     def report(self) -> dict[str, float]:

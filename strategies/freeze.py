@@ -9,14 +9,14 @@ import re
 
 from typing_extensions import override
 
-from cl.callback import ContinualCallback
-from cl.layers import depth, num_layers
+from cl.engine.callback import ContinualCallback
+from cl.models.layers import depth, num_layers
 
 
 class Freeze(ContinualCallback):
     """Args:
     layers: freeze the embeddings and the bottom ``layers`` transformer blocks (0: embeddings only).
-    heads_only: freeze the whole encoder, train only the task heads (a linear probe).
+    heads_only: freeze the whole backbone, train only the task heads (a linear probe).
     patterns: regular expressions; parameters whose name matches any are frozen too.
     """
 
@@ -32,11 +32,11 @@ class Freeze(ContinualCallback):
             return False
         if self.heads_only or any(p.search(name) for p in self.patterns):
             return True
-        return name.startswith("encoder.") and depth(name, total_layers) <= self.layers
+        return name.startswith("backbone.") and depth(name, total_layers) <= self.layers
 
     @override
-    def check(self, module, stream) -> None:
-        total = num_layers(module.network.encoder)
+    def on_run_start(self, module, stream, completed_tasks) -> None:
+        total = num_layers(module.network.backbone)
         if self.layers > total and not self.heads_only:
             raise ValueError(f"freeze.layers={self.layers} but the encoder has {total} layers")
         if not any(self.should_freeze(n, total) for n, _ in module.network.named_parameters()):
@@ -45,7 +45,7 @@ class Freeze(ContinualCallback):
     @override
     def on_task_start(self, module, task_id, stream, data) -> None:
         net = module.network
-        total = num_layers(net.encoder)
+        total = num_layers(net.backbone)
         params = dict(net.named_parameters())
         self.frozen = [n for n in params if self.should_freeze(n, total)]
         for name in self.frozen:

@@ -11,8 +11,8 @@ decay within each task come from the run's ``scheduler`` settings.
 
 from typing_extensions import override
 
-from cl.callback import ContinualCallback
-from cl.layers import depth, num_layers
+from cl.engine.callback import ContinualCallback
+from cl.models.layers import depth, num_layers
 
 
 class LowLR(ContinualCallback):
@@ -36,15 +36,15 @@ class LowLR(ContinualCallback):
     @override
     def param_groups(self, module, groups: list[dict]) -> list[dict]:
         trainable = {id(p) for g in groups for p in g["params"]}
-        layers = num_layers(module.network.encoder)
+        layers = num_layers(module.network.backbone)
         base = self.lr * self.task_decay**module.task_id
         by_rate: dict[float, list] = {}
         self.rates = {}
         for name, p in module.network.named_parameters():
             if id(p) not in trainable:
                 continue
-            if name.startswith("encoder."):  # the top block and the pooler get `base`
-                below_top = max(0, layers - depth(name.removeprefix("encoder."), layers))
+            if name.startswith("backbone."):  # the top block and the pooler get `base`
+                below_top = max(0, layers - depth(name.removeprefix("backbone."), layers))
                 rate = base * self.layer_decay**below_top
             else:
                 rate = self.head_lr if self.head_lr is not None else base
@@ -54,5 +54,5 @@ class LowLR(ContinualCallback):
 
     @override
     def report(self) -> dict[str, float]:
-        encoder = [r for n, r in self.rates.items() if n.startswith("encoder.")]
+        encoder = [r for n, r in self.rates.items() if n.startswith("backbone.")]
         return {"lr_top": max(encoder, default=0.0), "lr_bottom": min(encoder, default=0.0)}

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from typing_extensions import override
 
-from cl.callback import ContinualCallback
+from cl.engine.callback import ContinualCallback
 
 
 def dropout_modules(network: nn.Module) -> list[nn.Module]:

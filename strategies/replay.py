@@ -13,10 +13,11 @@ import torch
 import torch.distributed as dist
 from typing_extensions import override
 
-from cl.callback import ContinualCallback
+from cl.engine.callback import ContinualCallback, ExampleMemory
+from tasks.batching import SLOTS
 
 
-class Replay(ContinualCallback):
+class Replay(ContinualCallback, ExampleMemory):
     """Args:
     memory_size: examples kept in memory.
     ratio: replayed examples per current example in a batch (0.5: 16 current + 8 replayed).
@@ -94,9 +95,13 @@ class Replay(ContinualCallback):
         world, rank = (module.trainer.world_size, module.trainer.global_rank) if module._trainer else (1, 0)
         slots = torch.randint(len(self.buffer), (k * world,), generator=self.generator)[rank * k : (rank + 1) * k]
         replayed = self.stream.collate([self.buffer[i] for i in slots.tolist()])
-        replayed["slots"] = slots
+        replayed[SLOTS] = slots
         device = batch["input_ids"].device
         return self.stream.merge(batch, {k: v.to(device) for k, v in replayed.items()})
+
+    @override
+    def memory_examples(self) -> list[dict]:
+        return self.buffer
 
     @override
     def report(self) -> dict[str, float]:

@@ -10,7 +10,7 @@ import zipfile
 
 from datasets import ClassLabel, Dataset, Features, Value
 
-from cl.fetch import read_member, wheel
+from tasks.cache import read_member, wheel
 
 
 def _dataset(texts: list[str], labels: list[str], names: list[str] | None = None) -> Dataset:

@@ -10,17 +10,14 @@ second run with the same settings does no preparation at all.
 import hashlib
 import json
 import os
-import shutil
 import zlib
-from pathlib import Path
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Value, load_from_disk
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from cl.fetch import cache_dir
+from tasks.cache import cache_dir, replace_atomically
+from tasks.config import instantiate
 
 PREP_VERSION = 1  # bump when the preparation below changes what it writes
 
@@ -124,21 +121,13 @@ def prepare_task(
     if cache and (path / "dataset_dict.json").exists():
         dd = load_from_disk(str(path))
         return dd["train"].features["label"].names, dd["train"], dd["test"]
-    try:
-        raw = instantiate(spec.source)
-    except InstantiationException as err:  # show the source's own message, not Hydra's wrapper
-        if isinstance(err.__cause__, ValueError | OSError):
-            raise err.__cause__ from None
-        raise
+    raw = instantiate(spec.source)
     train, test = split_and_subsample(raw, spec, seed, name)
     label_names = train.features["label"].names
     check_splits(name, train, test, label_names)
     tokenize = lambda ds: _tokenize(ds, tokenizer, max_length, special_tokens)  # noqa: E731
     dd = DatasetDict(train=tokenize(train), test=tokenize(test))
-    if cache:  # write beside, then rename: a crash never leaves a half-written cache entry
-        tmp = Path(f"{path}.tmp{os.getpid()}")
-        dd.save_to_disk(str(tmp))
-        shutil.rmtree(path, ignore_errors=True)
-        os.replace(tmp, path)
+    if cache:
+        replace_atomically(path, lambda tmp: dd.save_to_disk(str(tmp)))
         dd = load_from_disk(str(path))
     return label_names, dd["train"], dd["test"]

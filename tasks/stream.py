@@ -1,12 +1,14 @@
 """A stream: the ordered tasks of one continual-learning run, and their data loaders."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from datasets import Dataset, Value, concatenate_datasets
+from datasets import Dataset
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, DistributedSampler
 
+from tasks.batching import PaddedText, merge
 from tasks.prepare import prepare_task
 
 SCENARIOS = ("task", "class")
@@ -32,22 +34,17 @@ class Stream:
 
     ``scenario="task"``: task-incremental, a head per task and the task id known at test time.
     ``scenario="class"``: class-incremental, one head over the union of all tasks' classes, no task id.
+    ``collate`` turns a list of rows into a batch (``tasks.batching``); the model family chooses it.
     """
 
     name: str
     tasks: list[Task]
     scenario: str = "task"
-    pad_id: int = 0
-    class_offsets: list[int] = field(init=False)
-    # Set for causal language models (cl/lm.py): batches become prompt + answer, padded on the left.
-    prompts: list | None = None
-    eos_id: int = 0
+    collate: Callable[[list[dict]], dict] = field(default_factory=PaddedText)  # rows -> batch
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
             raise ValueError(f"stream.scenario must be one of {SCENARIOS}, got {self.scenario!r}")
-        sizes = [t.num_classes for t in self.tasks]
-        self.class_offsets = [sum(sizes[:i]) for i in range(len(sizes))]
 
     def __len__(self) -> int:
         return len(self.tasks)
@@ -80,60 +77,12 @@ class Stream:
             loaders.append(DataLoader(task.test, batch_size, sampler=order[rank::world], collate_fn=self.collate))
         return loaders
 
-    def union_train(self, upto: int) -> Dataset:
-        """Training data of tasks ``0..upto`` together (joint training). Each task has its own class
-        names, so labels become plain integers first: Arrow will not join differing ClassLabels."""
-        parts = [t.train.cast_column("label", Value("int64")) for t in self.tasks[: upto + 1]]
-        return concatenate_datasets(parts)
-
-    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        """Pad each batch to its own longest sequence (dynamic padding)."""
-        if self.prompts is not None:
-            from cl.lm import collate
-
-            return collate(rows, self.prompts, self.pad_id, self.eos_id)
-        longest = max(len(r["input_ids"]) for r in rows)
-        ids = torch.full((len(rows), longest), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), longest), dtype=torch.long)
-        for i, r in enumerate(rows):
-            ids[i, : len(r["input_ids"])] = torch.as_tensor(r["input_ids"])
-            mask[i, : len(r["input_ids"])] = 1
-        return {"input_ids": ids, "attention_mask": mask, **row_fields(rows)}
-
     def merge(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """One batch of two. ``segments`` keeps the two parts' sizes so that each is encoded padded
-        only to its own longest sequence (short current examples are not padded up to long replayed
-        ones); a key only one side has (``rows``, ``slots``) is filled with -1 on the other."""
-        width = max(a["input_ids"].shape[1], b["input_ids"].shape[1])
-
-        def side(batch: dict, key: str) -> torch.Tensor:
-            if key == "segments":
-                return batch.get("segments", torch.tensor([len(batch["labels"])], device=batch["labels"].device))
-            other = b if batch is a else a
-            if key not in batch:
-                return torch.full((len(batch["labels"]),), -1, dtype=other[key].dtype, device=other[key].device)
-            x = batch[key]
-            if key in ("input_ids", "attention_mask") and x.shape[1] < width:
-                pad = self.pad_id if key == "input_ids" else 0
-                side = (width - x.shape[1], 0) if self.prompts is not None else (0, width - x.shape[1])
-                x = torch.nn.functional.pad(x, side, value=pad)
-            return x
-
-        return {k: torch.cat([side(a, k), side(b, k)]) for k in dict.fromkeys([*a, *b, "segments"])}
+        """One batch of two, padded on the side this stream's collate pads (``tasks.batching.merge``)."""
+        return merge(a, b, self.collate.pad_id, self.collate.side)
 
 
-def row_fields(rows: list[dict]) -> dict[str, torch.Tensor]:
-    """What every batch carries besides its tokens: labels, task ids, and row positions if given."""
-    fields = {
-        "labels": torch.tensor([r["label"] for r in rows]),
-        "task_ids": torch.tensor([r["task_id"] for r in rows]),
-    }
-    if "row" in rows[0]:
-        fields["rows"] = torch.tensor([r["row"] for r in rows])
-    return fields
-
-
-def build_stream(cfg: DictConfig, tokenizer, seed: int) -> Stream:
+def prepare_tasks(cfg: DictConfig, tokenizer, seed: int) -> list[Task]:
     """Prepare every task named in ``cfg.tasks``, in ``cfg.order`` if given (indices into that list)."""
     names = list(cfg.tasks)
     order = list(cfg.order) if cfg.get("order") is not None else list(range(len(names)))
@@ -149,5 +98,12 @@ def build_stream(cfg: DictConfig, tokenizer, seed: int) -> Stream:
         train = train.add_column("task_id", [task_id] * len(train))
         test = test.add_column("task_id", [task_id] * len(test))
         tasks.append(Task(name, labels, train, test))
-    pad_id = getattr(tokenizer, "pad_token_id", None) or 0
-    return Stream(cfg.name, tasks, cfg.get("scenario", "task"), pad_id)
+    return tasks
+
+
+def build_stream(cfg: DictConfig, tokenizer, seed: int, batching: Callable[[list[Task]], Callable] | None = None):
+    """The prepared tasks as a stream; ``batching(tasks)`` gives its collate (default: the text padded
+    on the right with the tokenizer's pad id)."""
+    tasks = prepare_tasks(cfg, tokenizer, seed)
+    collate = batching(tasks) if batching else PaddedText(getattr(tokenizer, "pad_token_id", None) or 0)
+    return Stream(cfg.name, tasks, cfg.get("scenario", "task"), collate)

@@ -22,7 +22,7 @@ def make_config(*overrides: str):
     with initialize_config_dir(CONFIGS, version_base="1.3"):
         return compose(
             "config",
-            overrides=["stream=synthetic", "logger=none", "trainer.enable_progress_bar=false", *overrides],
+            overrides=["experiment=synthetic", "logger=none", "trainer.enable_progress_bar=false", *overrides],
         )
 
 

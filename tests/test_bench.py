@@ -1,8 +1,8 @@
-"""The benchmark's own arithmetic (its timings are never asserted: see python -m cl.bench)."""
+"""The benchmark's own arithmetic (its timings are never asserted: see python -m cl.analysis.bench)."""
 
 import pytest
 
-from cl.bench import padding, table
+from cl.analysis.bench import padding, table
 
 
 def test_padding_shares_on_the_synthetic_stream(build_synthetic):

@@ -5,8 +5,10 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from cl.loggers import close
-from cl.run import build_callbacks, build_loggers, strategy_name
+from cl.engine.build import build_callbacks, build_loggers, strategy_name
+from cl.engine.loggers import close
+from cl.engine.module import ContinualModule
+from cl.models.load import family
 from tests.conftest import make_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -36,9 +38,18 @@ def test_stream_configs_compose(name):
 @pytest.mark.parametrize("name", options("model"))
 def test_model_configs_compose(name):
     cfg = make_config(f"model={name}")
-    assert {"pooling", "head_dropout"} <= set(cfg.model)
+    module_class = family(cfg.model)  # the family its _target_ names
+    assert issubclass(module_class, ContinualModule)
+    if not module_class.causal_lm:
+        assert {"pooling", "head_dropout"} <= set(cfg.model)
     if cfg.model.get("config"):
         assert instantiate(cfg.model.config).hidden_size > 0
+
+
+@pytest.mark.parametrize("name", options("experiment"))
+def test_experiment_presets_compose(name):
+    cfg = make_config(f"experiment={name}")
+    assert cfg.stream.name and cfg.model.name and family(cfg.model)
 
 
 @pytest.mark.parametrize("name", options("logger"))

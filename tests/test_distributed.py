@@ -8,14 +8,14 @@ from conftest import make_config
 from test_run import cli
 
 import cl.run
-from cl import checkpoint
-from cl.loop import ContinualLoop
+from cl.engine import checkpoint
+from cl.engine.loop import ContinualLoop
 
 # Three classes and five test examples per class: 15 per task, split 8/7 between the two processes,
 # so a mean of per-process accuracies would differ from the true accuracy.
 UNEVEN = [f"+stream.tasks.t{i}.source.num_classes=3" for i in range(3)]
 UNEVEN += [f"stream.tasks.t{i}.test_per_class=5" for i in range(3)] + ["eval_batch_size=4"]
-SETTINGS = ["stream=synthetic", "strategy=replay", "trainer.max_epochs=2", *UNEVEN]
+SETTINGS = ["experiment=synthetic", "strategy=replay", "trainer.max_epochs=2", *UNEVEN]
 
 
 def test_ddp_run_on_two_cpu_processes(tmp_path):
@@ -36,7 +36,8 @@ def test_ddp_run_on_two_cpu_processes(tmp_path):
     # The final model, evaluated in one process, gives the same last row.
     exp = cl.run.build(make_config(*SETTINGS))
     state = torch.load(out / checkpoint.FILE, weights_only=False)
-    checkpoint.restore(exp.module, exp.callbacks, exp.stream, state)
-    loop = ContinualLoop(exp.module, exp.stream, exp.callbacks, {"enable_progress_bar": False},
-                         exp.results, tmp_path / "single", 16, 4, 0)  # fmt: skip
+    checkpoint.load_strategies(exp.callbacks, state)
+    checkpoint.load_weights(exp.module, state)
+    exp.settings.trainer, exp.settings.eval_batch_size = {"enable_progress_bar": False}, 4
+    loop = ContinualLoop(exp, tmp_path / "single")
     assert loop.evaluate() == pytest.approx(res["accuracy_matrix"][-1], abs=1e-6)

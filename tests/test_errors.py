@@ -9,7 +9,7 @@ from conftest import make_config
 from hydra.errors import MissingConfigException
 
 import cl.run
-from cl.callback import ContinualCallback
+from cl.engine.callback import ContinualCallback
 
 
 @pytest.mark.parametrize(
@@ -50,12 +50,12 @@ def test_a_missing_model_path_is_named():
 
 
 class NaNLoss(ContinualCallback):
-    def loss_terms(self, module, batch, outputs):
-        return {"bad": torch.tensor(float("nan"))} if module.task_id == 1 else {}
+    def loss_terms(self, module, batch, outputs, terms):
+        return {**terms, "bad": torch.tensor(float("nan"))} if module.task_id == 1 else terms
 
 
 def test_a_nan_loss_stops_the_run_naming_task_and_step(run_synthetic, tmp_path, monkeypatch):
-    monkeypatch.setattr("cl.run.build_callbacks", lambda strategies: [NaNLoss()])
+    monkeypatch.setattr("cl.engine.build.build_callbacks", lambda strategies: [NaNLoss()])
     with pytest.raises(FloatingPointError, match=r"loss is nan \(ce .*, bad nan\) in task 1, epoch 0, step 0"):
         run_synthetic("trainer.max_epochs=1", out=tmp_path / "run")
     res = json.loads((tmp_path / "run" / "results.json").read_text())

@@ -6,7 +6,7 @@ from conftest import make_config
 
 import cl.run
 
-LM = ["stream=synthetic_lm"]
+LM = ["experiment=synthetic_lm"]
 
 
 def test_collate_puts_every_answer_at_the_end(build_synthetic):
@@ -14,7 +14,7 @@ def test_collate_puts_every_answer_at_the_end(build_synthetic):
     rows = [exp.stream.tasks[1].train[i] for i in range(4)]
     batch = exp.stream.collate(rows)
     for i, r in enumerate(rows):
-        answer = [*exp.stream.prompts[1].answers[r["label"]], exp.stream.eos_id]
+        answer = [*exp.stream.collate.prompts[1].answers[r["label"]], exp.stream.collate.eos_id]
         n = len(answer)
         assert batch["input_ids"][i, -n:].tolist() == answer and batch["answer_lengths"][i] == n
         real = batch["attention_mask"][i].bool()
@@ -31,9 +31,9 @@ def test_ranking_equals_the_log_likelihood_of_each_answer_alone(build_synthetic)
         probs = module.class_probs(batch, head=1)
         for i, r in enumerate(rows):
             scores = []
-            for answer in exp.stream.prompts[1].answers:
+            for answer in exp.stream.collate.prompts[1].answers:
                 ids = torch.tensor([[*r["input_ids"], *answer]])
-                logp = module.network.encoder(input_ids=ids).logits[0].log_softmax(-1)
+                logp = module.network.backbone(input_ids=ids).logits[0].log_softmax(-1)
                 n = len(answer)
                 scores.append(sum(logp[ids.shape[1] - n - 1 + k, answer[k]] for k in range(n)))
             assert probs[i].tolist() == pytest.approx(torch.stack(scores).softmax(-1).tolist(), abs=1e-5)
@@ -47,9 +47,9 @@ def test_loss_is_the_cross_entropy_of_answer_tokens_only(build_synthetic):
         loss = module.task_loss(batch, module(batch))
         terms = []
         for r in rows:  # each sequence alone, no padding: -log p of every answer token and the eos
-            answer = [*exp.stream.prompts[1].answers[r["label"]], exp.stream.eos_id]
+            answer = [*exp.stream.collate.prompts[1].answers[r["label"]], exp.stream.collate.eos_id]
             ids = torch.tensor([[*r["input_ids"], *answer]])
-            logp = module.network.encoder(input_ids=ids).logits[0].log_softmax(-1)
+            logp = module.network.backbone(input_ids=ids).logits[0].log_softmax(-1)
             terms += [-logp[ids.shape[1] - len(answer) - 1 + k, tok] for k, tok in enumerate(answer)]
     assert float(loss) == pytest.approx(float(torch.stack(terms).mean()), abs=1e-5)
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from cl.metrics import METRIC_NAMES, all_metrics, backward_transfer, forgetting, forward_transfer
+from cl.engine.metrics import METRIC_NAMES, all_metrics, backward_transfer, forgetting, forward_transfer
 
 # Three tasks, worked out by hand.
 R = [

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cl.report import load_runs, main, mean_ci, summarize
+from cl.analysis.report import load_runs, main, mean_ci, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,7 @@ def test_per_run_table_from_real_runs(run_synthetic, tmp_path):
 
 def test_a_sweep_rerun_skips_finished_runs(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "cl.run", "-m", "stream=synthetic", "seed=0,1", "logger=none", "skip_done=true",
+    cmd = [sys.executable, "-m", "cl.run", "-m", "experiment=synthetic", "seed=0,1", "logger=none", "skip_done=true",
            "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=seed${seed}"]  # fmt: skip
     first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -7,8 +7,8 @@ import torch
 from conftest import make_config
 
 import cl.run
-from cl import checkpoint
-from cl.module import ContinualModule
+from cl.engine import checkpoint
+from cl.engine.module import ContinualModule
 
 STRATEGIES = {
     "naive": ["strategy=naive"],
@@ -21,8 +21,8 @@ STRATEGIES = {
     "lora": ["strategy=lora"],
     "lora_shared": ["strategy=lora", "strategy.lora.mode=shared"],
     "replay_distill": ["strategy=[replay,distill]"],
-    "lm_replay_distill": ["stream=synthetic_lm", "strategy=[replay,distill]"],
-    "lm_prefix": ["stream=synthetic_lm", "strategy=lora", "strategy.lora.method=prefix"],
+    "lm_replay_distill": ["experiment=synthetic_lm", "strategy=[replay,distill]"],
+    "lm_prefix": ["experiment=synthetic_lm", "strategy=lora", "strategy.lora.method=prefix"],
 }
 FAST = ["trainer.max_epochs=1", "~stream.tasks.t2"]  # two tasks: stop in the second, resume
 THREE = ["trainer.max_epochs=1"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cl.callback import ContinualCallback
+from cl.engine.callback import ContinualCallback
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,8 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_cli_run_writes_every_result_file(tmp_path):
     out = tmp_path / "out"
-    done = cli("stream=synthetic", "logger=csv", "seed=3", "trainer.max_epochs=1", f"hydra.run.dir={out}", cwd=tmp_path)
+    args = ["experiment=synthetic", "logger=csv", "seed=3", "trainer.max_epochs=1", f"hydra.run.dir={out}"]
+    done = cli(*args, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     res = json.loads((out / "results.json").read_text())
     t = len(res["task_names"])
@@ -44,7 +45,7 @@ def test_cli_run_writes_every_result_file(tmp_path):
 def test_cli_multirun_sweeps_seeds(tmp_path):
     sweep = tmp_path / "sweep"
     done = cli(
-        "-m", "stream=synthetic", "logger=none", "trainer.max_epochs=1", "seed=0,1", f"hydra.sweep.dir={sweep}",
+        "-m", "experiment=synthetic", "logger=none", "trainer.max_epochs=1", "seed=0,1", f"hydra.sweep.dir={sweep}",
         cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
@@ -54,13 +55,13 @@ def test_cli_multirun_sweeps_seeds(tmp_path):
 
 
 def test_unknown_strategy_lists_the_choices(tmp_path):
-    done = cli("stream=synthetic", "strategy=nope", cwd=tmp_path)
+    done = cli("experiment=synthetic", "strategy=nope", cwd=tmp_path)
     assert done.returncode != 0
     assert "nope" in done.stderr and "naive" in done.stderr
 
 
 def test_bad_settings_give_one_clear_line(tmp_path):
-    done = cli("stream=synthetic", "logger=none", "strategy=distill", "strategy.distill.alpha=2", cwd=tmp_path)
+    done = cli("experiment=synthetic", "logger=none", "strategy=distill", "strategy.distill.alpha=2", cwd=tmp_path)
     assert done.returncode != 0
     assert "error: distill.alpha must be in [0, 1], got 2" in done.stderr
     assert "Traceback" not in done.stderr
@@ -100,7 +101,7 @@ class Boom(ContinualCallback):
 
 
 def test_a_crash_keeps_the_finished_tasks(run_synthetic, tmp_path, monkeypatch):
-    monkeypatch.setattr("cl.run.build_callbacks", lambda strategies: [Boom()])
+    monkeypatch.setattr("cl.engine.build.build_callbacks", lambda strategies: [Boom()])
     with pytest.raises(RuntimeError, match="simulated crash"):
         run_synthetic("trainer.max_epochs=1", out=tmp_path / "crash")
     res = json.loads((tmp_path / "crash" / "results.json").read_text())
@@ -131,7 +132,8 @@ def test_a_failing_wandb_service_falls_back_to_offline(tmp_path):
     # A key, online mode, and a server that refuses connections: the run must go on, offline.
     env = {"WANDB_MODE": "online", "WANDB_API_KEY": "a" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"}
     out = tmp_path / "out"
-    args = ["stream=synthetic", "trainer.max_epochs=1", "logger=wandb", "logger.init_timeout=5", f"hydra.run.dir={out}"]
+    args = ["experiment=synthetic", "trainer.max_epochs=1", "logger=wandb", "logger.init_timeout=5"]
+    args.append(f"hydra.run.dir={out}")
     done = subprocess.run([sys.executable, "-m", "cl.run", *args], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(ROOT), **env}, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]

@@ -17,7 +17,7 @@ def test_frozen_weights_stay_bit_identical(build_synthetic, tmp_path):
     assert any("embeddings" in n for n in frozen) and any(".layer.0." in n for n in frozen)
     assert not any(".layer.1." in n for n in frozen)
     assert all(torch.equal(before[n], after[n]) for n in frozen)
-    top = "encoder.encoder.layer.1.output.dense.weight"
+    top = "backbone.encoder.layer.1.output.dense.weight"
     assert not torch.equal(before[top], after[top])  # the unfrozen layer did train
     trainable = sum(p.numel() for n, p in exp.module.network.named_parameters() if n not in frozen)
     assert res.trainable_params == [trainable] * 3 and trainable < res.total_params

@@ -8,9 +8,9 @@ LEARNABLE = ("model.pooling=mean", "trainer.max_epochs=6", "strategy.lora.lr=nul
 
 def test_isolation_keeps_the_base_and_earlier_tasks_unchanged(build_synthetic, tmp_path):
     exp = build_synthetic("strategy=lora", *LEARNABLE)
-    base = {n: p.detach().clone() for n, p in exp.module.network.encoder.named_parameters()}
+    base = {n: p.detach().clone() for n, p in exp.module.network.backbone.named_parameters()}
     res = execute(exp, str(tmp_path))
-    encoder = exp.module.network.encoder
+    encoder = exp.module.network.backbone
     assert sorted(encoder.peft_config) == ["task0", "task1", "task2"]
     for name, p in encoder.get_base_model().named_parameters():
         if "lora_" not in name:
@@ -25,7 +25,7 @@ def test_isolation_keeps_the_base_and_earlier_tasks_unchanged(build_synthetic, t
 def test_shared_mode_trains_one_adapter(build_synthetic, tmp_path):
     exp = build_synthetic("strategy=lora", "strategy.lora.mode=shared", "trainer.max_epochs=1")
     execute(exp, str(tmp_path))
-    assert list(exp.module.network.encoder.peft_config) == ["shared"]
+    assert list(exp.module.network.backbone.peft_config) == ["shared"]
 
 
 def test_isolation_needs_task_ids(build_synthetic):

@@ -13,10 +13,10 @@ def test_layerwise_rates_decay_towards_the_embeddings(build_synthetic, tmp_path)
     rates = exp.callbacks[0].rates  # as set for the last task (task 2)
     base = lr * task_decay**2
     assert rates["heads.0.weight"] == rates["heads.2.bias"] == head_lr  # new heads: their own rate
-    assert rates["encoder.pooler.dense.weight"] == pytest.approx(base)
-    assert rates["encoder.encoder.layer.1.attention.self.query.weight"] == pytest.approx(base)  # top block
-    assert rates["encoder.encoder.layer.0.attention.self.query.weight"] == pytest.approx(base * decay)
-    assert rates["encoder.embeddings.word_embeddings.weight"] == pytest.approx(base * decay**2)
+    assert rates["backbone.pooler.dense.weight"] == pytest.approx(base)
+    assert rates["backbone.encoder.layer.1.attention.self.query.weight"] == pytest.approx(base)  # top block
+    assert rates["backbone.encoder.layer.0.attention.self.query.weight"] == pytest.approx(base * decay)
+    assert rates["backbone.embeddings.word_embeddings.weight"] == pytest.approx(base * decay**2)
     assert res.strategy_report[0]["lr_top"] == pytest.approx(lr)
     assert res.strategy_report[0]["lr_bottom"] == pytest.approx(lr * decay**2)
 

@@ -1,4 +1,4 @@
-from cl.run import build_callbacks
+from cl.engine.build import build_callbacks
 from tests.conftest import make_config
 
 

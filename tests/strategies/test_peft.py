@@ -1,10 +1,10 @@
-"""Every peft method of strategies/lora.py, isolated per task and shared, on the tiny models."""
+"""Every peft method of strategies/adapters.py (strategy=lora), isolated per task and shared, on the tiny models."""
 
 import pytest
 
 from cl.run import execute
 
-LLAMA = ["stream=synthetic_lm", "trainer.max_epochs=2", "strategy=lora"]
+LLAMA = ["experiment=synthetic_lm", "trainer.max_epochs=2", "strategy=lora"]
 BERT = ["trainer.max_epochs=2", "strategy=lora"]
 PEFT_TYPES = {"lora": "LORA", "adalora": "ADALORA", "ia3": "IA3", "prompt": "PROMPT_TUNING",
               "prefix": "PREFIX_TUNING", "ptuning": "P_TUNING"}  # fmt: skip
@@ -21,12 +21,12 @@ def trainable(module) -> int:
 )
 def test_method_trains_only_its_adapters(build_synthetic, tmp_path, model, method):
     exp = build_synthetic(*model, f"strategy.lora.method={method}")
-    base = {n: p.detach().clone() for n, p in exp.module.network.encoder.named_parameters()}
+    base = {n: p.detach().clone() for n, p in exp.module.network.backbone.named_parameters()}
     res = execute(exp, str(tmp_path))
     assert res.status == "finished"
     # The count of trainable parameters is reported per task: adapters (+ heads), far below the model.
     assert 0 < res.trainable_params[0] < res.total_params / 5, res.trainable_params
-    encoder = exp.module.network.encoder
+    encoder = exp.module.network.backbone
     assert encoder.active_peft_config.peft_type.name == PEFT_TYPES[method]
     after = {n.replace(".base_layer", ""): p for n, p in encoder.get_base_model().named_parameters()}
     for name, before in base.items():  # the pretrained weights never move

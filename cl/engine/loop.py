@@ -2,63 +2,74 @@
 
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
+from omegaconf import DictConfig, OmegaConf
 
-from cl import checkpoint
-from cl.callback import ContinualCallback
-from cl.loggers import log_final, log_task
-from cl.module import ContinualModule
-from cl.results import RunResults
+from cl.engine import checkpoint
+from cl.engine.callback import ContinualCallback
+from cl.engine.loggers import log_final, log_task
+from cl.engine.module import ContinualModule
+from cl.engine.results import RunResults
 from tasks.stream import Stream
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class LoopSettings:
+    """How the loop trains and evaluates. ``trainer``: ``lightning.Trainer`` arguments (``max_epochs``,
+    ``accelerator``, ``precision``...); ``checkpoints``: write ``checkpoint.pt`` at every task boundary."""
+
+    trainer: dict
+    batch_size: int
+    eval_batch_size: int
+    seed: int
+    checkpoints: bool = False
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "LoopSettings":
+        trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
+        return cls(trainer, cfg.batch_size, cfg.eval_batch_size, cfg.seed, cfg.get("checkpoint", False))
+
+
+@dataclass
+class Experiment:
+    """Everything a run is made of, built from the config before any training (``cl.engine.build``).
+    A resumed run carries the checkpoint it continues from (``state``) and writes into its folder."""
+
+    module: ContinualModule
+    stream: Stream
+    callbacks: list[L.Callback]
+    results: RunResults
+    settings: LoopSettings
+    cfg: DictConfig  # the whole config, for what runs around the loop (loggers, log lines)
+    resume_dir: str | None = None
+    state: dict | None = None
+
+
 class ContinualLoop:
-    """Runs a stream. A Trainer that has finished fitting will not fit again, so each task gets a new
-    one, built from the same settings and handed the same callback objects (strategy state persists).
+    """Runs an experiment's stream, writing its results into ``out_dir``. A Trainer that has finished
+    fitting will not fit again, so each task gets a new one, built from the same settings and handed
+    the same callback objects (strategy state persists)."""
 
-    Args:
-        trainer_kwargs: ``lightning.Trainer`` arguments (``max_epochs``, ``accelerator``, ``precision``...).
-        results: filled in and saved to ``out_dir`` after the initial evaluation and after every task.
-        save_checkpoints: write ``checkpoint.pt`` at every task boundary, so the run can be resumed.
-        trained: names of parameters trained so far, and ``rng``: RNG states to set before the
-            next task; both come from a checkpoint when a run is resumed.
-    """
-
-    def __init__(
-        self,
-        module: ContinualModule,
-        stream: Stream,
-        callbacks: list[L.Callback],
-        trainer_kwargs: dict,
-        results: RunResults,
-        out_dir: str | Path,
-        batch_size: int,
-        eval_batch_size: int,
-        seed: int,
-        loggers: list[Logger] | None = None,
-        save_checkpoints: bool = False,
-        trained: set[str] | None = None,
-        rng: dict | None = None,
-    ):
-        self.module, self.stream, self.callbacks = module, stream, callbacks
-        self.trainer_kwargs, self.results, self.out_dir = trainer_kwargs, results, out_dir
-        self.batch_size, self.eval_batch_size, self.seed = batch_size, eval_batch_size, seed
+    def __init__(self, exp: Experiment, out_dir: str | Path, loggers: list[Logger] | None = None):
+        self.module, self.stream, self.callbacks = exp.module, exp.stream, exp.callbacks
+        self.results, self.settings, self.out_dir = exp.results, exp.settings, out_dir
         self.loggers = loggers or []
-        self.save_checkpoints, self.trained, self.rng = save_checkpoints, set(trained or ()), rng
-        module.cl_callbacks = self.cl_callbacks
+        self.trained = set(exp.state["trained"]) if exp.state else set()
+        self.rng = exp.state["rng"] if exp.state else None
 
     @property
     def cl_callbacks(self) -> list[ContinualCallback]:
         return [cb for cb in self.callbacks if isinstance(cb, ContinualCallback)]
 
     def trainer(self, logger) -> L.Trainer:
-        kwargs = dict(self.trainer_kwargs)
+        kwargs = dict(self.settings.trainer)
         # Other tasks' heads get no gradient in a step, which plain DDP treats as an error.
         if kwargs.get("strategy") == "ddp":
             kwargs["strategy"] = "ddp_find_unused_parameters_true"
@@ -69,7 +80,7 @@ class ContinualLoop:
     def evaluate(self) -> list[float]:
         """Accuracy on the test split of every task of the stream, seen or not."""
         trainer = self.trainer(logger=False)
-        loaders = self.stream.test_loaders(self.eval_batch_size, trainer.global_rank, trainer.world_size)
+        loaders = self.stream.test_loaders(self.settings.eval_batch_size, trainer.global_rank, trainer.world_size)
         out = trainer.test(self.module, dataloaders=loaders, verbose=False)
         merged = {k: v for d in out for k, v in d.items()}
         # Accuracies are ratios of counts; rounding drops float32 noise (0.9150000214 -> 0.915).
@@ -86,8 +97,8 @@ class ContinualLoop:
         self.trained |= {n for n, p in self.module.named_parameters() if p.requires_grad}
         self.results.train_examples.append(len(data))
         trainer = self.trainer(logger=self.loggers or False)
-        seed = self.seed * 1000 + task_id
-        loader = self.stream.train_loader(data, self.batch_size, seed, trainer.global_rank, trainer.world_size)
+        seed = self.settings.seed * 1000 + task_id
+        loader = self.stream.train_loader(data, self.settings.batch_size, seed, trainer.global_rank, trainer.world_size)
         # Lightning keeps each submodule's train/eval mode across test(); training starts in train
         # mode, and strategies that want parts in eval mode set that in their own hooks.
         self.module.train()
@@ -130,7 +141,7 @@ class ContinualLoop:
             res.trainable_params.append(sum(p.numel() for p in self.module.parameters() if p.requires_grad))
             report = {k: v for cb in self.cl_callbacks for k, v in cb.report().items()}
             res.strategy_report.append(report)
-            self.save(with_checkpoint=self.save_checkpoints)
+            self.save(with_checkpoint=self.settings.checkpoints)
             log_task(self.loggers, t, names, row, report)
             log.info(
                 "task %d/%d %-12s acc %.3f | seen mean %.3f | train %.1fs eval %.1fs",

@@ -1,15 +1,14 @@
-"""Build the pretrained (or randomly initialised) encoder and its tokenizer from the ``model`` config."""
+"""Load a model family's pretrained (or randomly initialised) backbone and its tokenizer from the
+``model`` config, from a folder, the hub, a registry package or a GGUF file."""
 
-import os
-import shutil
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig
-from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
 
-from cl.fetch import cache_dir, extract_folder
+from tasks.cache import cache_dir, extract_folder, replace_atomically
 
 
 def model_path(cfg: DictConfig) -> str:
@@ -46,12 +45,13 @@ def gguf_folder(cfg: DictConfig) -> str:
         del config.quantization_config
     clean = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float32)
     clean.load_state_dict(loaded.state_dict())
-    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
-    clean.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
-    (target / ".complete").touch()
+
+    def write(tmp: Path) -> None:
+        clean.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / ".complete").touch()
+
+    replace_atomically(target, write)
     return str(target)
 
 
@@ -76,33 +76,38 @@ def quantization(cfg: DictConfig) -> dict:
     )}  # fmt: skip
 
 
-def is_causal(cfg: DictConfig) -> bool:
-    return cfg.get("kind", "encoder") == "causal"
+def family(cfg: DictConfig) -> type:
+    """The model family's module class, named by the model config's ``_target_``."""
+    target = cfg.get("_target_")
+    if not target:
+        raise ValueError("the model config needs `_target_`: cl.models.classifier.ClassifierModule or "
+                         "cl.models.causal_lm.CausalLMModule")  # fmt: skip
+    try:
+        return get_class(target)
+    except Exception as err:
+        raise ValueError(f"model._target_={target!r} is not a model family: {err}") from None
 
 
-def build_encoder(cfg: DictConfig) -> tuple[PreTrainedModel, object | None]:
-    """Return ``(encoder, tokenizer)``; a model built from ``cfg.config`` is random and has no tokenizer.
+def load_backbone(cfg: DictConfig, auto_model) -> tuple[PreTrainedModel, object | None]:
+    """Return ``(backbone, tokenizer)`` loaded with ``auto_model`` (``AutoModel``,
+    ``AutoModelForCausalLM``); a model built from ``cfg.config`` is random and has no tokenizer.
 
     ``gradient_checkpointing: true`` recomputes activations in the backward pass (less memory,
-    about a third more compute); ``compile: true`` compiles the encoder's forward with
+    about a third more compute); ``compile: true`` compiles the backbone's forward with
     ``torch.compile`` (worth it on GPUs for long runs; the first steps pay for compilation).
     """
-    kind = cfg.get("kind", "encoder")
-    if kind not in ("encoder", "causal"):
-        raise ValueError(f"model.kind must be encoder or causal, got {kind!r}")
-    auto = AutoModelForCausalLM if is_causal(cfg) else AutoModel
     quantized = quantization(cfg)
     if cfg.get("config") is not None:
-        encoder, tokenizer = auto.from_config(instantiate(cfg.config)), None
+        backbone, tokenizer = auto_model.from_config(instantiate(cfg.config)), None
     else:
         path = gguf_folder(cfg) if cfg.get("gguf_file") else model_path(cfg)
         tokenizer = AutoTokenizer.from_pretrained(path)
         load = dict(cfg.get("load_kwargs") or {})
         if "torch_dtype" in load:  # a string in YAML ("bfloat16")
             load["torch_dtype"] = getattr(torch, load["torch_dtype"])
-        encoder = auto.from_pretrained(path, **load, **quantized)
+        backbone = auto_model.from_pretrained(path, **load, **quantized)
     if cfg.get("gradient_checkpointing"):
-        encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        backbone.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if cfg.get("compile"):
-        encoder.compile()  # in place: parameter names and state dicts stay the same
-    return encoder, tokenizer
+        backbone.compile()  # in place: parameter names and state dicts stay the same
+    return backbone, tokenizer

@@ -10,14 +10,14 @@ teacher is the model at the start of a task, so it is the checkpointed model its
 """
 
 import logging
-import os
 import random
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cl.results import RunResults, library_versions
+from cl.engine.results import RunResults, library_versions
+from tasks.cache import replace_atomically
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +56,7 @@ def save(out_dir: str | Path, module, callbacks: list, completed: int, trained: 
         "callbacks": {callback_key(i, cb): cb.state_dict() for i, cb in enumerate(callbacks)},
         "rng": rng_states(),
     }
-    path = Path(out_dir) / FILE
-    tmp = path.with_name(f".{FILE}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    replace_atomically(Path(out_dir) / FILE, lambda tmp: torch.save(state, tmp))
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -109,15 +106,19 @@ def open_run(folder: str | Path, config: dict) -> tuple[RunResults, dict | None]
     return results, state
 
 
-def restore(module, callbacks: list, stream, state: dict) -> set[str]:
-    """Put the checkpointed state back into a freshly built module and strategies; returns the names of
-    parameters trained so far. The RNG states are set by the loop, just before training resumes."""
+def load_strategies(callbacks: list, state: dict) -> None:
+    """Put the checkpointed strategy states back into freshly built strategies."""
     keys = [callback_key(i, cb) for i, cb in enumerate(callbacks)]
     if keys != list(state["callbacks"]):
         raise ValueError(f"the checkpoint's strategies {list(state['callbacks'])} are not this run's {keys}")
     for key, cb in zip(keys, callbacks):
         cb.load_state_dict(state["callbacks"][key])
-        cb.on_resume(module, stream, state["completed_tasks"])
+
+
+def load_weights(module, state: dict) -> set[str]:
+    """Put the checkpointed weights into the module (after the strategies rebuilt what they add to
+    it); returns the names of parameters trained so far. The RNG states are set by the loop, just
+    before training resumes."""
     _, unexpected = module.load_state_dict(state["module"], strict=False)  # missing: never trained
     if unexpected:
         raise ValueError(f"checkpoint weights not in the model: {unexpected[:5]}")

@@ -1,4 +1,4 @@
-"""``python -m cl.bench``: what the framework and each strategy cost, as ratios measured in one run.
+"""``python -m cl.analysis.bench``: what the framework and each strategy cost, as ratios measured in one run.
 
 Everything runs on the default model and stream with the same batch size and optimizer, and every
 timing is compared with a reference measured side by side in the same process (this machine is
@@ -20,23 +20,19 @@ import torch.nn.functional as F
 from hydra import compose, initialize_config_dir
 from transformers import get_scheduler
 
-import cl.run
-from cl.loop import ContinualLoop
-from cl.results import peak_rss_mb
+from cl.engine.build import build
+from cl.engine.loop import ContinualLoop, Experiment
+from cl.engine.results import peak_rss_mb
 
 CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 
 
-def experiment(*overrides: str) -> cl.run.Experiment:
+def experiment(*overrides: str) -> Experiment:
     with initialize_config_dir(CONFIGS, version_base="1.3"):
-        return cl.run.build(compose("config", overrides=[*QUIET, *overrides]))
-
-
-def loop_of(exp: cl.run.Experiment, out: str) -> ContinualLoop:
-    kwargs = dict(exp.cfg.trainer)
-    return ContinualLoop(exp.module, exp.stream, exp.callbacks, kwargs, exp.results, out,
-                         exp.cfg.batch_size, exp.cfg.eval_batch_size, exp.cfg.seed)  # fmt: skip
+        exp = build(compose("config", overrides=[*QUIET, *overrides]))
+    exp.settings.checkpoints = False  # the benchmark times training, not writing
+    return exp
 
 
 class StepClock(L.Callback):
@@ -68,7 +64,7 @@ def count_tokens(network) -> list[int]:
     return total
 
 
-def plain_steps(exp: cl.run.Experiment, steps: int) -> list[float]:
+def plain_steps(exp: Experiment, steps: int) -> list[float]:
     """The same steps written by hand: no Lightning, the module's network, AdamW, clipping, schedule."""
     net, cfg = exp.module.network.train(), exp.cfg
     params = [p for p in net.parameters() if p.requires_grad]
@@ -90,11 +86,11 @@ def plain_steps(exp: cl.run.Experiment, steps: int) -> list[float]:
     return [b - a for a, b in zip(starts, starts[1:])]
 
 
-def lightning_steps(exp: cl.run.Experiment, steps: int, out: str) -> list[float]:
+def lightning_steps(exp: Experiment, steps: int, out: str) -> list[float]:
     clock = StepClock()
-    loop = loop_of(exp, out)
+    loop = ContinualLoop(exp, out)
     loop.callbacks = [*loop.callbacks, clock]
-    loop.trainer_kwargs |= {"max_steps": steps, "max_epochs": -1}
+    loop.settings.trainer |= {"max_steps": steps, "max_epochs": -1}
     loop.train_task(0)
     return clock.steps()
 
@@ -115,10 +111,10 @@ def overhead(steps: int, rounds: int, out: str) -> dict:
 def strategy_cost(strategy: str, out: str) -> dict:
     """One epoch-averaged task (task 1, after a short task 0) with a strategy, in this process."""
     exp = experiment(f"strategy={strategy}")
-    loop = loop_of(exp, out)
-    loop.trainer_kwargs |= {"max_steps": 4}
+    loop = ContinualLoop(exp, out)
+    loop.settings.trainer |= {"max_steps": 4}
     loop.train_task(0)  # gives replay a memory and distill a teacher
-    del loop.trainer_kwargs["max_steps"]
+    del loop.settings.trainer["max_steps"]
     clock = StepClock()
     loop.callbacks = [*loop.callbacks, clock]
     tokens = count_tokens(exp.module.network)
@@ -142,7 +138,7 @@ def strategy_cost(strategy: str, out: str) -> dict:
     }
 
 
-def padding(exp: cl.run.Experiment, fixed: int) -> dict:
+def padding(exp: Experiment, fixed: int) -> dict:
     """Share of real tokens in batches: padded to ``fixed``, to each batch's longest (training
     order), and to each batch's longest after sorting by length (evaluation order)."""
     bs, ebs = exp.cfg.batch_size, exp.cfg.eval_batch_size
@@ -170,7 +166,7 @@ def padding(exp: cl.run.Experiment, fixed: int) -> dict:
 
 def in_subprocess(strategy: str, out: str) -> dict:
     """Each strategy in its own process, so that its peak memory is its own."""
-    cmd = [sys.executable, "-m", "cl.bench", "--one", strategy, "--out", out]
+    cmd = [sys.executable, "-m", "cl.analysis.bench", "--one", strategy, "--out", out]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"benchmark of {strategy} failed:\n{done.stderr[-3000:]}")
@@ -246,7 +242,7 @@ def rows(over: dict, costs: dict, pad: dict, run: dict, epochs: int) -> list[tup
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cl.bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cl.analysis.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16, help="training steps per overhead round")
     parser.add_argument("--rounds", type=int, default=5, help="alternating plain/framework rounds")
     parser.add_argument("--pairs", type=int, default=2, help="extra naive/strategy pairs for tight targets")
@@ -271,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     run = default_run(f"{args.out}/default")
     doc = "\n".join([
         "# Benchmarks", "",
-        f"Made by `python -m cl.bench` on {platform_line()}.",
+        f"Made by `python -m cl.analysis.bench` on {platform_line()}.",
         "Ratios come from measurements taken side by side in one run; seconds are context only.", "",
         table(rows(over, costs, pad, run, experiment().cfg.trainer.max_epochs)),
     ])  # fmt: skip

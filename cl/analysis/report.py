@@ -1,4 +1,4 @@
-"""``python -m cl.report <folders...>``: compare the runs found under the given folders.
+"""``python -m cl.analysis.report <folders...>``: compare the runs found under the given folders.
 
 Reads every ``results.json`` below the folders and, per strategy, gives the mean and 95% confidence
 interval (Student t over runs) of the six metrics, training time, trainable parameters and peak
@@ -20,7 +20,10 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-METRICS = ("acc", "avg_incremental_acc", "bwt", "fwt", "forgetting", "learning_acc")
+from cl.analysis.figures import figures
+from cl.engine.metrics import METRIC_NAMES
+
+METRICS = METRIC_NAMES
 COSTS = ("train_s", "trainable_params", "peak_rss_mb")
 # Two-sided 95% Student t quantiles by degrees of freedom; beyond 30 the normal 1.96 is close enough.
 T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
@@ -195,8 +198,6 @@ def runs_table(runs: list[dict]) -> str:
 
 
 def write(stats: dict, out: Path) -> None:
-    from cl.report_figures import figures
-
     out.mkdir(parents=True, exist_ok=True)
     md, tex = tables(stats), tables(stats, latex=True)
     summary = [f"# Comparison: {', '.join(stats['streams'])}", "",
@@ -207,11 +208,11 @@ def write(stats: dict, out: Path) -> None:
     for name, text in tex.items():
         (out / f"table_{name}.tex").write_text(text)
     (out / "stats.json").write_text(json.dumps(stats, indent=1, default=str))
-    figures(stats, out)
+    figures(stats, order_strategies(stats), out)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m cl.report", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m cl.analysis.report", description=__doc__.splitlines()[0])
     parser.add_argument("folders", nargs="+", help="run or sweep folders holding results.json files")
     parser.add_argument("--out", help="write Markdown and LaTeX tables, stats.json and figures here")
     parser.add_argument("--markdown", help="write the summary (or, with --runs, the per-run table) to this file")

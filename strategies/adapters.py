@@ -30,13 +30,12 @@ from peft import (
 from peft.tuners.adalora import RankAllocator
 from typing_extensions import override
 
-from cl.callback import ContinualCallback
-from cl.lm import LanguageModel
+from cl.engine.callback import ContinualCallback
 
 METHODS = ("lora", "adalora", "ia3", "prompt", "prefix", "ptuning")
 
 
-class LoRA(ContinualCallback):
+class PeftAdapters(ContinualCallback):
     """Args:
     method: one of ``METHODS``.
     mode: ``isolation`` (adapter per task) or ``shared`` (one adapter).
@@ -74,7 +73,7 @@ class LoRA(ContinualCallback):
         self.virtual_tokens, self.lr, self.latest = virtual_tokens, lr, 0
 
     def config(self, module):
-        causal = isinstance(module.network, LanguageModel)
+        causal = module.causal_lm
         task_type = TaskType.CAUSAL_LM if causal else TaskType.FEATURE_EXTRACTION
         targets = {"target_modules": self.target_modules} if self.target_modules else {}
         if self.method == "lora":
@@ -94,54 +93,51 @@ class LoRA(ContinualCallback):
         return f"task{task_id}" if self.mode == "isolation" else "shared"
 
     @override
-    def check(self, module, stream) -> None:
+    def on_run_start(self, module, stream, completed_tasks) -> None:
         if self.mode == "isolation" and module.scenario == "class":
             raise ValueError(
                 "lora isolation picks an adapter by task id, which class-incremental streams do not give "
                 "at test time: use stream.scenario=task or strategy.lora.mode=shared"
             )
-        if self.method in ("prefix", "ptuning") and not isinstance(module.network, LanguageModel):
-            raise ValueError(f"lora.method={self.method} needs a causal language model (model.kind=causal); "
+        if self.method in ("prefix", "ptuning") and not module.causal_lm:
+            raise ValueError(f"lora.method={self.method} needs a causal language model (a causal_lm model family); "
                              "encoders support lora, adalora, ia3 and prompt")  # fmt: skip
         if self.target_modules:
-            linear = sorted({n.rsplit(".", 1)[-1] for n, m in module.network.encoder.named_modules()
+            linear = sorted({n.rsplit(".", 1)[-1] for n, m in module.network.backbone.named_modules()
                              if isinstance(m, torch.nn.Linear)})  # fmt: skip
-            names = {n for n, _ in module.network.encoder.named_modules()}
+            names = {n for n, _ in module.network.backbone.named_modules()}
             missing = [t for t in self.target_modules if t not in linear and t not in names]
             if missing:
                 raise ValueError(
                     f"strategy.lora.target_modules {missing} are not modules of this model; "
                     f"its linear modules are named {linear}"
                 )
-
-    @override
-    def on_resume(self, module, stream, completed_tasks) -> None:
-        for t in range(completed_tasks):  # adapters in the order they were made, weights loaded after
+        for t in range(completed_tasks):  # a resumed run: adapters in the order they were made, weights loaded after
             self.on_task_start(module, t, stream, None)
 
     @override
     def on_task_start(self, module, task_id, stream, data) -> None:
         net, name = module.network, self.adapter(task_id)
-        if not isinstance(net.encoder, PeftModel):
-            if getattr(net.encoder, "is_quantized", False):
-                net.encoder = prepare_model_for_kbit_training(net.encoder, use_gradient_checkpointing=False)
-            net.encoder = get_peft_model(net.encoder, self.config(module), adapter_name=name)
-        elif name not in net.encoder.peft_config:
+        if not isinstance(net.backbone, PeftModel):
+            if getattr(net.backbone, "is_quantized", False):
+                net.backbone = prepare_model_for_kbit_training(net.backbone, use_gradient_checkpointing=False)
+            net.backbone = get_peft_model(net.backbone, self.config(module), adapter_name=name)
+        elif name not in net.backbone.peft_config:
             if self.method == "adalora":  # AdaLoRA trains one adapter at a time
-                for config in net.encoder.peft_config.values():
+                for config in net.backbone.peft_config.values():
                     config.inference_mode = True
-            net.encoder.add_adapter(name, self.config(module))
+            net.backbone.add_adapter(name, self.config(module))
             if self.method == "adalora":  # peft makes a rank allocator only for the first adapter
-                base = net.encoder.base_model
+                base = net.backbone.base_model
                 base.trainable_adapter_name = name
-                base.rankallocator = RankAllocator(base.model, net.encoder.peft_config[name], name)
-        net.encoder.set_adapter(name)
+                base.rankallocator = RankAllocator(base.model, net.backbone.peft_config[name], name)
+        net.backbone.set_adapter(name)
         self.latest = task_id
 
     @override
     def on_train_start(self, trainer, pl_module) -> None:
         if self.method == "adalora":
-            config = pl_module.network.encoder.peft_config[self.adapter(pl_module.task_id)]
+            config = pl_module.network.backbone.peft_config[self.adapter(pl_module.task_id)]
             config.total_step = trainer.estimated_stepping_batches
 
     @override
@@ -149,7 +145,7 @@ class LoRA(ContinualCallback):
         # After the optimizer step, with this step's gradients still in place (Lightning zeroes
         # them at the start of the next step), as peft's AdaLoRA recipe has it.
         if self.method == "adalora":
-            pl_module.network.encoder.base_model.update_and_allocate(trainer.global_step)
+            pl_module.network.backbone.base_model.update_and_allocate(trainer.global_step)
 
     @override
     def param_groups(self, module, groups: list[dict]) -> list[dict]:
@@ -157,7 +153,7 @@ class LoRA(ContinualCallback):
 
     @override
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
-        encoder = pl_module.network.encoder
+        encoder = pl_module.network.backbone
         if self.mode == "isolation" and isinstance(encoder, PeftModel):
             # A task not trained yet has no adapter: it is scored with the newest one.
             encoder.set_adapter(self.adapter(min(dataloader_idx, self.latest)))

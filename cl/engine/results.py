@@ -2,7 +2,6 @@
 
 import json
 import math
-import os
 import platform
 import resource
 import sys
@@ -12,7 +11,8 @@ from pathlib import Path
 
 import torch
 
-from cl.metrics import METRIC_NAMES, all_metrics
+from cl.engine.metrics import METRIC_NAMES, all_metrics
+from tasks.cache import write_bytes_atomically
 
 LIBRARIES = ("torch", "lightning", "transformers", "peft", "datasets", "torchmetrics", "hydra-core", "wandb")
 
@@ -54,12 +54,6 @@ def _finite(x):
     if isinstance(x, list):
         return [_finite(v) for v in x]
     return x
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)  # readers see the old file or the new one, never half of one
 
 
 @dataclass
@@ -124,15 +118,15 @@ class RunResults:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.peak_memory = peak_memory_mb()
-        _write_atomic(out / "results.json", json.dumps(self.to_dict(), indent=2).encode())
+        write_bytes_atomically(out / "results.json", json.dumps(self.to_dict(), indent=2).encode())
         csv_row = lambda label, accs: ",".join([label, *(f"{a:.4f}" for a in accs)])  # noqa: E731
         lines = [",".join(["after", *self.task_names]), csv_row("initial", self.initial_accuracy)]
         lines += [csv_row(self.task_names[i], row) for i, row in enumerate(self.accuracy_matrix)]
-        _write_atomic(out / "accuracy_matrix.csv", ("\n".join(lines) + "\n").encode())
-        from cl.plots import heatmap_png  # matplotlib is slow to import: only when writing
+        write_bytes_atomically(out / "accuracy_matrix.csv", ("\n".join(lines) + "\n").encode())
+        from cl.engine.plots import heatmap_png  # matplotlib is slow to import: only when writing
 
         title = f"{self.strategy} on {self.stream}, seed {self.seed}"
-        _write_atomic(out / "accuracy_matrix.png", heatmap_png(self.accuracy_matrix, self.task_names, title))
+        write_bytes_atomically(out / "accuracy_matrix.png", heatmap_png(self.accuracy_matrix, self.task_names, title))
 
     def table(self) -> str:
         """The accuracy matrix and the metrics as aligned text."""

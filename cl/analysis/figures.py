@@ -1,4 +1,5 @@
-"""The report's figures, each written as PNG and PDF (matplotlib is imported only here)."""
+"""The report's figures, each written as PNG and PDF (the analysis imports matplotlib; a run imports
+it only to draw its heatmap)."""
 
 import math
 from pathlib import Path
@@ -8,6 +9,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from cl.engine.plots import draw_heatmap  # noqa: E402
 
 
 def save(fig, out: Path, name: str) -> None:
@@ -25,24 +28,15 @@ def grid(n: int) -> tuple:
     return fig, axes.flat
 
 
-def figures(stats: dict, out: Path) -> None:
-    from cl.report import order_strategies
-
-    names = order_strategies(stats)
+def figures(stats: dict, names: list[str], out: Path) -> None:
+    """``names``: the strategies in the order to show them."""
     rows = stats["strategies"]
     order = stats["orders"][0]  # matrices of different orders have different rows: show one order
     shown = [s for s in names if rows[s]["matrices"].get(order)]
 
     fig, axes = grid(len(shown))
     for ax, s in zip(axes, shown):
-        m, tasks = np.array(rows[s]["matrices"][order]), rows[s]["task_names"][order]
-        ax.imshow(m, vmin=0, vmax=1, cmap="viridis")
-        for i in range(len(m)):
-            for j in range(len(m)):
-                ax.text(j, i, f"{m[i, j]:.2f}", ha="center", va="center", fontsize=8,
-                        color="w" if m[i, j] < 0.6 else "k")  # fmt: skip
-        ax.set_xticks(range(len(tasks)), tasks, rotation=30, ha="right", fontsize=8)
-        ax.set_yticks(range(len(tasks)), tasks, fontsize=8)
+        draw_heatmap(ax, rows[s]["matrices"][order], rows[s]["task_names"][order], fontsize=8)
         ax.set_title(s)
     fig.suptitle(f"mean accuracy matrix (rows: after training on; order {order})")
     fig.tight_layout()

@@ -1,0 +1,101 @@
+"""From a config to an ``Experiment``: every check, model, data and strategy, before any training.
+
+Each step is one function; ``build`` calls them in the order that keeps random initialisation the
+same for the same seed (backbone, then data, then the family's heads).
+"""
+
+import time
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from cl.engine import checkpoint
+from cl.engine.callback import ContinualCallback
+from cl.engine.checks import check_settings
+from cl.engine.loop import Experiment, LoopSettings
+from cl.engine.module import ContinualModule
+from cl.engine.results import RunResults
+from cl.models.load import family, load_backbone
+from tasks.config import instantiate as instantiate_plainly
+from tasks.stream import Stream, build_stream
+
+
+def strategy_name(strategies: DictConfig | None) -> str:
+    """``naive``, ``replay`` or ``replay+distill``: the chosen strategies, naive dropped when combined."""
+    names = list(strategies or {}) or ["naive"]
+    return "+".join(n for n in names if n != "naive" or len(names) == 1)
+
+
+def order_name(order) -> str:
+    """``default`` or the task order joined by dashes (``2-0-3-1``), for folder names and tags."""
+    return "default" if order is None else "-".join(str(i) for i in order)
+
+
+OmegaConf.register_new_resolver("cl.strategy_name", strategy_name, replace=True)
+OmegaConf.register_new_resolver("cl.order_name", order_name, replace=True)
+
+
+def build_callbacks(strategies: DictConfig | None) -> list[L.Callback]:
+    """One callback per chosen strategy; a strategy with no ``_target_`` is configuration alone."""
+    return [instantiate_plainly(node) for node in (strategies or {}).values() if node and node.get("_target_")]
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    node = cfg.get("logger")
+    logger = instantiate_plainly(node) if node and node.get("_target_") else None
+    return [logger] if logger is not None else []
+
+
+def build_model_and_stream(cfg: DictConfig) -> tuple[ContinualModule, Stream, dict]:
+    """The model family named by ``model._target_``: its backbone, the stream batched its way, and its
+    module; also the seconds model loading and data preparation took."""
+    module_class = family(cfg.model)
+    start = time.perf_counter()
+    backbone, tokenizer = load_backbone(cfg.model, module_class.auto_model)
+    model_seconds = time.perf_counter() - start
+    batching = lambda tasks: module_class.batching(tasks, cfg.stream, tokenizer, backbone)  # noqa: E731
+    stream = build_stream(cfg.stream, tokenizer, cfg.seed, batching)
+    data_seconds = time.perf_counter() - start - model_seconds
+    optimizer = instantiate(cfg.optimizer, _partial_=True)
+    schedule = {"scheduler": cfg.scheduler.name, "warmup_ratio": cfg.scheduler.warmup_ratio}
+    module = module_class.from_config(cfg.model, backbone, stream, optimizer, **schedule)
+    return module, stream, {"model": model_seconds, "data": data_seconds}
+
+
+def new_results(cfg: DictConfig, stream: Stream, module: ContinualModule, setup_seconds: dict) -> RunResults:
+    return RunResults(
+        stream=stream.name,
+        strategy=strategy_name(cfg.strategy),
+        seed=cfg.seed,
+        scenario=stream.scenario,
+        task_names=stream.task_names,
+        test_examples=[len(t.test) for t in stream.tasks],
+        config=OmegaConf.to_container(cfg, resolve=True),
+        total_params=sum(p.numel() for p in module.parameters()),
+        setup_seconds=setup_seconds,
+    )
+
+
+def build(cfg: DictConfig) -> Experiment:
+    check_settings(cfg)
+    L.seed_everything(cfg.seed, workers=True)
+    callbacks = build_callbacks(cfg.strategy)  # bad strategy settings fail before any data work
+    resumed, state = None, None
+    if cfg.get("resume"):
+        resumed, state = checkpoint.open_run(cfg.resume, OmegaConf.to_container(cfg, resolve=True))
+    module, stream, setup_seconds = build_model_and_stream(cfg)
+    module.cl_callbacks = [cb for cb in callbacks if isinstance(cb, ContinualCallback)]
+    if state is not None:
+        checkpoint.load_strategies(callbacks, state)
+    done = state["completed_tasks"] if state else 0
+    for cb in module.cl_callbacks:
+        cb.on_run_start(module, stream, done)
+    if state is not None:
+        state["trained"] = checkpoint.load_weights(module, state)
+    settings = LoopSettings.from_config(cfg)
+    if resumed is None:
+        return Experiment(module, stream, callbacks, new_results(cfg, stream, module, setup_seconds), settings, cfg)
+    resumed.resumed_after.append(resumed.completed_tasks)
+    resumed.status = "running"
+    return Experiment(module, stream, callbacks, resumed, settings, cfg, str(cfg.resume), state)

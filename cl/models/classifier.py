@@ -1,0 +1,116 @@
+"""The encoder classifier: a Hugging Face encoder, a pooled sentence vector, and linear heads
+(one per task, or one over all classes in the class-incremental scenario)."""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+from transformers import AutoModel
+
+from cl.engine.module import ContinualModule, Distributions
+from tasks.batching import SEGMENTS, PaddedText
+
+
+class Classifier(nn.Module):
+    """Encoder plus one head per task (task-incremental) or a single head over all classes.
+
+    Args:
+        backbone: any ``transformers`` encoder returning ``last_hidden_state``.
+        head_sizes: number of classes of each head.
+        pooling: ``"mean"`` over real tokens (sentence-transformers models) or ``"cls"``.
+        dropout: dropout before the heads.
+    """
+
+    def __init__(self, backbone: nn.Module, head_sizes: list[int], pooling: str = "mean", dropout: float = 0.1):
+        super().__init__()
+        if pooling not in ("mean", "cls"):
+            raise ValueError(f"model.pooling must be 'mean' or 'cls', got {pooling!r}")
+        self.backbone, self.pooling = backbone, pooling
+        self.dropout = nn.Dropout(dropout)
+        hidden = backbone.config.hidden_size
+        self.heads = nn.ModuleList(nn.Linear(hidden, n) for n in head_sizes)
+
+    def features(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The pooled sentence vector of each row."""
+        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        hidden = hidden[:, -input_ids.shape[1] :]  # prompt tuning prepends virtual tokens: drop them
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+    def head_logits(self, features: torch.Tensor, head: int) -> torch.Tensor:
+        return self.heads[head](self.dropout(features))
+
+
+@dataclass
+class HeadGroup:
+    """The rows of a batch that share a head: their index in the batch, logits and head-space labels."""
+
+    head: int
+    index: torch.Tensor
+    logits: torch.Tensor
+    labels: torch.Tensor
+
+
+@dataclass
+class ClassifierOutputs:
+    features: torch.Tensor  # pooled, one row per example
+    groups: list[HeadGroup]
+
+
+class ClassifierModule(ContinualModule):
+    """Cross-entropy of each example through its own task's head; accuracy by argmax over the head."""
+
+    auto_model = AutoModel  # how a pretrained backbone of this family is loaded
+
+    @staticmethod
+    def batching(tasks, stream_cfg: DictConfig, tokenizer, backbone) -> PaddedText:
+        return PaddedText(getattr(tokenizer, "pad_token_id", None) or 0)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig, backbone: nn.Module, stream, optimizer, **schedule) -> "ClassifierModule":
+        network = Classifier(backbone, stream.head_sizes(), cfg.pooling, cfg.head_dropout)
+        return cls(network, [t.num_classes for t in stream.tasks], stream.scenario, optimizer, **schedule)
+
+    def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Pooled features; a merged batch is encoded segment by segment, each trimmed to its own
+        longest sequence, so merging costs no extra padding."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        if SEGMENTS not in batch:
+            return self.network.features(ids, mask)
+        parts, start = [], 0
+        for n in batch[SEGMENTS].tolist():
+            width = int(mask[start : start + n].sum(1).max())
+            parts.append(self.network.features(ids[start : start + n, :width], mask[start : start + n, :width]))
+            start += n
+        return torch.cat(parts)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> ClassifierOutputs:
+        features = self.encode(batch)
+        labels = self.head_labels(batch["labels"], batch["task_ids"])
+        heads = batch["task_ids"] if self.scenario == "task" else torch.zeros_like(batch["task_ids"])
+        groups = []
+        for head in heads.unique().tolist():
+            index = (heads == head).nonzero().squeeze(1)
+            groups.append(HeadGroup(head, index, self.network.head_logits(features[index], head), labels[index]))
+        return ClassifierOutputs(features, groups)
+
+    def task_loss(self, batch: dict[str, torch.Tensor], out: ClassifierOutputs) -> torch.Tensor:
+        """Cross-entropy of each example through its own head, averaged over the batch."""
+        return sum(F.cross_entropy(g.logits, g.labels, reduction="sum") for g in out.groups) / len(batch["labels"])
+
+    def class_probs(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
+        return self.network.head_logits(self.encode(batch), head).softmax(-1)
+
+    def distributions(self, batch: dict[str, torch.Tensor], outputs: ClassifierOutputs | None = None) -> Distributions:
+        """Every earlier task's head side by side, one distribution each (class-incremental: the
+        single head's earlier classes, one distribution)."""
+        features = outputs.features if outputs is not None else self.encode(batch)
+        offsets = [*self.class_offsets[: self.task_id + 1]]
+        if self.scenario == "class":
+            return Distributions(self.network.head_logits(features, 0)[:, : offsets[-1]], [(0, offsets[-1])])
+        logits = torch.cat([self.network.head_logits(features, h) for h in range(self.task_id)], -1)
+        return Distributions(logits, [(offsets[h], offsets[h + 1]) for h in range(self.task_id)])
