@@ -12,15 +12,18 @@ Examples::
 """
 
 import logging
+import math
 import os
 import signal
 import warnings
+from contextlib import nullcontext
 from pathlib import Path
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
+from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, open_dict
 
@@ -29,6 +32,8 @@ from cl.engine.build import build, build_loggers
 from cl.engine.loggers import close as close_loggers
 from cl.engine.loop import ContinualLoop, Experiment
 from cl.engine.results import RunResults
+from cl.engine.stops import Terminated, disk_full, log_to, own_folder, terminate_on_signals, why
+from cl.engine.sweeps import failed_job
 
 log = logging.getLogger("cl")
 
@@ -40,45 +45,86 @@ warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 def execute(exp: Experiment, out_dir: str) -> RunResults:
+    """Run the experiment's loop in ``out_dir`` (or the folder it resumes), which it owns meanwhile.
+    A stop of any kind leaves the finished tasks on disk, the run marked, and the reason logged."""
     cfg, stream, results = exp.cfg, exp.stream, exp.results
     out_dir = exp.resume_dir or out_dir
-    if exp.resume_dir:
-        log.info("resuming %s after %d finished tasks", out_dir, results.completed_tasks)
-    log.info(
-        "stream %s (%s-incremental): %s | strategy %s | model %s",
-        stream.name, stream.scenario,
-        ", ".join(f"{t.name} {len(t.train)}/{len(t.test)}" for t in stream.tasks),
-        results.strategy, cfg.model.name,
-    )  # fmt: skip
-    loggers = build_loggers(cfg)
-    loop = ContinualLoop(exp, out_dir, loggers)
-    try:
-        loop.run()
-    except BaseException as err:
-        # The finished tasks' rows are already on disk; mark the run so nobody mistakes it for complete.
-        # Lightning turns Ctrl+C during fit into SystemExit(1) after ignoring further SIGINTs.
-        stopped = isinstance(err, KeyboardInterrupt | SystemExit)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        results.status = "interrupted" if stopped else "failed"
-        if rank_zero_only.rank == 0:
-            results.save(out_dir)
-        report = log.error if stopped or isinstance(err, FloatingPointError) else log.exception
-        report(
-            "run stopped (%s) after %d finished tasks; results so far in %s; continue it with resume=%s",
-            err, results.completed_tasks, out_dir, out_dir,
+    first = rank_zero_only.rank == 0  # in a multi-process run, rank 0 owns the folder and writes
+    owned = own_folder(out_dir) if first else nullcontext()
+    resumed_log = log_to(Path(out_dir) / "run.log") if exp.resume_dir and first else nullcontext()
+    with owned, resumed_log, terminate_on_signals():
+        if exp.resume_dir:
+            log.info("resuming %s after %d finished tasks", out_dir, results.completed_tasks)
+        log.info(
+            "stream %s (%s-incremental): %s | strategy %s | model %s",
+            stream.name, stream.scenario,
+            ", ".join(f"{t.name} {len(t.train)}/{len(t.test)}" for t in stream.tasks),
+            results.strategy, cfg.model.name,
         )  # fmt: skip
-        close_loggers(loggers, ok=False)
-        raise
-    close_loggers(loggers, ok=True)
-    if not cfg.keep_checkpoint:  # a finished run needs no resuming; its weights are large
-        (Path(out_dir) / checkpoint.FILE).unlink(missing_ok=True)
+        loggers = build_loggers(cfg)
+        try:
+            ContinualLoop(exp, out_dir, loggers).run()
+        except BaseException as err:
+            record_stop(results, err, out_dir)
+            close_loggers(loggers, ok=False)
+            raise
+        close_loggers(loggers, ok=True)
+        if not cfg.keep_checkpoint:  # a finished run needs no resuming; its weights are large
+            (Path(out_dir) / checkpoint.FILE).unlink(missing_ok=True)
     log.info("accuracy matrix (rows: after training on; columns: evaluated on)\n%s", results.table())
     log.info("results in %s", out_dir)
     return results
 
 
+def record_stop(results: RunResults, err: BaseException, out_dir: str) -> None:
+    """Mark the run ``interrupted`` or ``failed`` with the reason, keeping its finished tasks."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # Lightning ignores further Ctrl+C
+    results.status, results.error = why(err)
+    if rank_zero_only.rank == 0:
+        try:
+            results.save(out_dir)
+        except OSError as save_err:  # e.g. the disk is still full: the last good results stay on disk
+            log.error("could not record the stop in %s: %s", out_dir, why(save_err)[1])
+    quiet = isinstance(err, KeyboardInterrupt | SystemExit | Terminated | FloatingPointError) or disk_full(err)
+    (log.error if quiet else log.exception)(
+        "run stopped (%s) after %d finished tasks; results so far in %s; continue it with resume=%s",
+        results.error, results.completed_tasks, out_dir, out_dir,
+    )  # fmt: skip
+
+
 def run(cfg: DictConfig, out_dir: str) -> RunResults:
     return execute(build(cfg), out_dir)
+
+
+def exit_for(err: BaseException) -> SystemExit | None:
+    """The exit for a stop whose cause has been logged: one line and a non-zero code, no traceback."""
+    if isinstance(err, Terminated):
+        return SystemExit(128 + err.signum)  # the shell's convention for "killed by a signal"
+    if isinstance(err, ValueError | OSError | InstantiationException | FloatingPointError):
+        return SystemExit(f"error: {why(err)[1] if disk_full(err) else err}")
+    return None
+
+
+def skip_or_resume(cfg: DictConfig, out_dir: str) -> float | None:
+    """Sweeps write to fixed folders (``skip_done=true``): skip a finished run, resume a stopped one,
+    and start again a folder whose results are damaged (kept aside under another name)."""
+    if not (Path(out_dir) / "results.json").exists():
+        return None
+    try:
+        previous = RunResults.load(out_dir)
+    except ValueError as err:
+        for name in ("results.json", checkpoint.FILE):
+            if (Path(out_dir) / name).exists():
+                os.replace(Path(out_dir) / name, Path(out_dir) / f"{name}.damaged")
+        log.warning("%s; kept as results.json.damaged, starting the run again", err)
+        return None
+    if previous.status == "finished":
+        log.info("skipping %s: finished already", out_dir)
+        return previous.metrics()["acc"]
+    if not cfg.get("resume"):
+        with open_dict(cfg):
+            cfg.resume = out_dir
+    return None
 
 
 @hydra.main(config_path="../configs", config_name="config", version_base="1.3")
@@ -86,25 +132,24 @@ def main(cfg: DictConfig) -> float:
     os.environ.setdefault("HF_HUB_OFFLINE", "1") if cfg.offline else None
     torch.set_float32_matmul_precision(cfg.matmul_precision)
     out_dir = HydraConfig.get().runtime.output_dir
-    if cfg.get("skip_done") and (Path(out_dir) / "results.json").exists():
-        # Sweeps write to fixed folders: a rerun skips finished runs and resumes stopped ones.
-        previous = RunResults.load(out_dir)
-        if previous.status == "finished":
-            log.info("skipping %s: finished already", out_dir)
-            return previous.metrics()["acc"]
-        if (Path(out_dir) / checkpoint.FILE).exists() and not cfg.get("resume"):
-            with open_dict(cfg):
-                cfg.resume = out_dir
+    sweeping = HydraConfig.get().mode == RunMode.MULTIRUN
     try:
-        exp = build(cfg)
-    except (ValueError, OSError, InstantiationException) as err:
-        # Bad settings or data, found before any training: one clear line, not a traceback.
-        raise SystemExit(f"error: {err}") from None
-    try:
-        results = execute(exp, out_dir)
-    except FloatingPointError as err:  # logged with the way to resume; no traceback needed
-        raise SystemExit(f"error: {err}") from None
-    return results.metrics()["acc"]  # the value a Hydra sweeper optimises
+        if cfg.get("skip_done") and (done := skip_or_resume(cfg, out_dir)) is not None:
+            return done
+        try:
+            exp = build(cfg)
+        except (ValueError, OSError, InstantiationException) as err:
+            # Bad settings or data, found before any training: one clear line, not a traceback.
+            raise SystemExit(f"error: {err}") from None
+        return execute(exp, out_dir).metrics()["acc"]  # the value a Hydra sweeper optimises
+    except (Exception, SystemExit) as err:
+        stop = exit_for(err) or err
+        if sweeping and not isinstance(err, Terminated) and not (isinstance(err, SystemExit) and err.code == 1):
+            # One job's failure must not abort the sweep: record it in its folder and go on; the
+            # sweep's exit code says that jobs failed (FailedJobs).
+            failed_job(out_dir, cfg, stop.code if isinstance(stop, SystemExit) else str(err))
+            return math.nan
+        raise stop from None
 
 
 if __name__ == "__main__":

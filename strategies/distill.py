@@ -57,6 +57,7 @@ class Distill(ContinualCallback):
         self.teacher_slots: torch.Tensor | None = None  # [memory slots, old classes]
         self.kd_sum, self.kd_steps = torch.zeros(()), 0
         self.teacher_seconds = 0.0
+        self.in_task = False
 
     @torch.no_grad()
     def teacher_logits(self, module, examples) -> torch.Tensor:
@@ -75,9 +76,27 @@ class Distill(ContinualCallback):
 
     @override
     def on_task_start(self, module, task_id, stream, data) -> None:
-        self.stream, self.data = stream, data
+        self.stream, self.data, self.in_task = stream, data, True
         self.kd_sum, self.kd_steps, self.teacher_seconds = torch.zeros(()), 0, 0.0
         self.teacher_rows = self.teacher_slots = None
+
+    @override
+    def on_task_end(self, module, task_id, stream, data) -> None:
+        self.in_task = False
+
+    @override
+    def state_dict(self) -> dict:
+        # Within a task (a mid-task checkpoint) the model has moved on from the teacher, so the
+        # teacher's logits are part of the state; at a task boundary the model is the next teacher.
+        if not self.in_task:
+            return {}
+        return {"teacher_rows": self.teacher_rows, "teacher_slots": self.teacher_slots, "kd_sum": self.kd_sum,
+                "kd_steps": self.kd_steps, "teacher_seconds": self.teacher_seconds}  # fmt: skip
+
+    @override
+    def load_state_dict(self, state: dict) -> None:
+        for key, value in state.items():
+            setattr(self, key, value)
 
     @override
     def on_train_start(self, trainer, pl_module) -> None:

@@ -113,11 +113,14 @@ class Replay(ContinualCallback, ExampleMemory):
 
     @override
     def state_dict(self) -> dict:
-        return {"buffer": self.buffer, "seen": self.seen, "rng": self.rng.bit_generator.state,
+        # Tensors and plain values only: checkpoints are loaded with weights_only=True.
+        buffer = [{**ex, "input_ids": torch.from_numpy(ex["input_ids"])} for ex in self.buffer]
+        return {"buffer": buffer, "seen": self.seen, "rng": self.rng.bit_generator.state,
                 "generator": self.generator.get_state()}  # fmt: skip
 
     @override
     def load_state_dict(self, state: dict) -> None:
-        self.buffer, self.seen = state["buffer"], state["seen"]
+        self.buffer = [{**ex, "input_ids": ex["input_ids"].numpy()} for ex in state["buffer"]]
+        self.seen = state["seen"]
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["generator"])

@@ -7,9 +7,11 @@ and models (``cl.models.load``) both come from here, so it lives with the data l
 nothing of the engine.
 
 Every file or folder the project writes is replaced atomically (``replace_atomically``): readers see
-the old version or the new one, never half of one, and a crash leaves no partial file behind.
+the old version or the new one, never half of one, and a crash or a full disk leaves no partial file
+behind.
 """
 
+import errno
 import os
 import shutil
 import subprocess
@@ -35,6 +37,10 @@ def replace_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
         if tmp.is_dir() and path.is_dir():  # os.replace cannot replace a non-empty folder
             shutil.rmtree(path, ignore_errors=True)
         os.replace(tmp, path)
+    except OSError as err:
+        if err.errno == errno.ENOSPC:  # name what could not be written: the old version is kept
+            raise OSError(errno.ENOSPC, "no space left on device", str(path)) from err
+        raise
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -9,6 +9,7 @@ second run with the same settings does no preparation at all.
 
 import hashlib
 import json
+import logging
 import os
 import zlib
 
@@ -19,11 +20,14 @@ from omegaconf import DictConfig, OmegaConf
 from tasks.cache import cache_dir, replace_atomically
 from tasks.config import instantiate
 
+log = logging.getLogger(__name__)
+
 PREP_VERSION = 1  # bump when the preparation below changes what it writes
 
 
-def normalize_columns(ds: Dataset, text_column: str, label_column: str, where: str) -> Dataset:
-    """Rename the user's columns to ``text``/``label`` and make ``label`` a ClassLabel."""
+def normalize_columns(ds: Dataset, text_column: str, label_column: str, where: str, encode: bool = True) -> Dataset:
+    """Rename the user's columns to ``text``/``label``, refuse empty cells, and make ``label`` a
+    ClassLabel (``encode=False``: strings, for a test split encoded by its training split's classes)."""
     for col in (text_column, label_column):
         if col not in ds.column_names:
             raise ValueError(
@@ -35,9 +39,38 @@ def normalize_columns(ds: Dataset, text_column: str, label_column: str, where: s
         ds = ds.rename_column(text_column, "text")
     if label_column != "label":
         ds = ds.rename_column(label_column, "label")
+    for col, name in (("text", text_column), ("label", label_column)):
+        empty = [i for i, x in enumerate(ds[col]) if x is None or (isinstance(x, str) and not x.strip())]
+        if empty:
+            raise ValueError(
+                f"{where}: {len(empty)} row(s) have an empty {name!r} cell (the first is data row {empty[0] + 1}); "
+                f"fill them in or drop those rows"
+            )
+    if not encode:
+        return ds.cast_column("label", Value("string"))
     if not isinstance(ds.features["label"], ClassLabel):  # strings or arbitrary integers -> class ids
         ds = ds.cast_column("label", Value("string")).class_encode_column("label")
+    warn_near_duplicate_labels(ds.features["label"].names, where)
     return ds
+
+
+def warn_near_duplicate_labels(names: list[str], where: str) -> None:
+    """``pos`` and ``pos `` (or ``Pos``) become two classes: almost always a data error."""
+    groups: dict[str, list[str]] = {}
+    for n in names:
+        groups.setdefault(" ".join(str(n).split()).lower(), []).append(n)
+    for same in (g for g in groups.values() if len(g) > 1):
+        log.warning("%s: labels %s differ only in case or whitespace and count as %d classes", where, same, len(same))
+
+
+def warn_overlap(name: str, train: Dataset, test: Dataset) -> None:
+    """Texts in both splits inflate test accuracy (leakage); say how many."""
+    if "text" not in train.column_names:
+        return
+    seen = set(train["text"])
+    shared = sum(t in seen for t in test["text"])
+    if shared:
+        log.warning("task %r: %d of %d test texts also occur in its training data (leakage)", name, shared, len(test))
 
 
 def _class_indices(labels: np.ndarray, rng: np.random.Generator) -> dict[int, np.ndarray]:
@@ -125,6 +158,7 @@ def prepare_task(
     train, test = split_and_subsample(raw, spec, seed, name)
     label_names = train.features["label"].names
     check_splits(name, train, test, label_names)
+    warn_overlap(name, train, test)
     tokenize = lambda ds: _tokenize(ds, tokenizer, max_length, special_tokens)  # noqa: E731
     dd = DatasetDict(train=tokenize(train), test=tokenize(test))
     if cache:

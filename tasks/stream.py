@@ -28,6 +28,28 @@ class Task:
         return len(self.label_names)
 
 
+class ResumableLoader(DataLoader):
+    """A seeded shuffling loader that can continue an epoch where it was stopped: each epoch's
+    order and worker seeds are drawn from ``generator``, so its state at the epoch's start and the
+    number of batches already trained give the rest of the epoch exactly (``resume_at``)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.epoch_state: torch.Tensor | None = None
+        self.skip = 0
+
+    def resume_at(self, epoch_state: torch.Tensor, batches: int) -> None:
+        self.generator.set_state(epoch_state)
+        self.skip = batches
+
+    def __iter__(self):
+        self.epoch_state = self.generator.get_state()  # before the epoch draws its order from it
+        skip, self.skip = self.skip, 0
+        for i, batch in enumerate(super().__iter__()):
+            if i >= skip:
+                yield batch
+
+
 @dataclass
 class Stream:
     """Tasks in training order.
@@ -65,7 +87,7 @@ class Stream:
             sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=seed)
             return DataLoader(data, batch_size, sampler=sampler, collate_fn=self.collate)
         gen = torch.Generator().manual_seed(seed)
-        return DataLoader(data, batch_size, shuffle=True, generator=gen, collate_fn=self.collate)
+        return ResumableLoader(data, batch_size, shuffle=True, generator=gen, collate_fn=self.collate)
 
     def test_loaders(self, batch_size: int, rank: int = 0, world: int = 1) -> list[DataLoader]:
         """Accuracy does not depend on order, so evaluation sorts by length: batches of similar length

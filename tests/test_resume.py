@@ -114,7 +114,10 @@ def test_resume_refuses_a_different_config(run_synthetic, tmp_path, monkeypatch)
     with pytest.raises(RuntimeError):
         run_synthetic(*THREE, out=tmp_path / "run")
     monkeypatch.undo()
-    with pytest.raises(ValueError, match=r"different config.*optimizer\.lr: 0\.003 -> 0\.001"):
-        cl.run.build(make_config(*THREE, "optimizer.lr=1e-3", f"resume={tmp_path / 'run'}"))
+    with pytest.raises(ValueError, match=r"different config.*stream\.max_length: 32 -> 20"):
+        cl.run.build(make_config(*THREE, "stream.max_length=20", f"resume={tmp_path / 'run'}"))
+    # What shapes only the remaining tasks may change (a lower rate after a NaN loss); it is recorded.
+    exp = cl.run.build(make_config(*THREE, "optimizer.lr=1e-3", f"resume={tmp_path / 'run'}"))
+    assert exp.results.resume_changes == [["optimizer.lr: 0.003 -> 0.001"]]
     with pytest.raises(FileNotFoundError, match="no results.json"):
         cl.run.build(make_config(*THREE, f"resume={tmp_path / 'nothing'}"))

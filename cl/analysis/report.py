@@ -40,7 +40,12 @@ def load_runs(folders: list[str]) -> list[dict]:
         found = sorted(path.rglob("results.json")) if path.is_dir() else [path]
         if not found:
             raise SystemExit(f"cl.report: no results.json under {folder}; run python -m cl.run first")
-        runs += [json.loads(p.read_text()) | {"path": str(p.parent)} for p in found]
+        for p in found:
+            try:
+                run = json.loads(p.read_text())
+            except ValueError:  # a damaged file is reported, not fatal to the whole report
+                run = {"status": "damaged", "error": f"{p.name} is not valid JSON"}
+            runs.append(run | {"path": str(p.parent)})
     return runs
 
 
@@ -70,7 +75,7 @@ def mean_ci(xs: list[float]) -> tuple[float, float, int]:
 
 def summarize(runs: list[dict], reference: str = "naive") -> dict:
     """Everything the tables, figures and paper use, computed once."""
-    finished = [r for r in runs if r["status"] == "finished"]
+    finished = [r for r in runs if r.get("status") == "finished"]
     if not finished:
         raise SystemExit("cl.report: none of the runs has finished; nothing to compare")
     by = defaultdict(dict)  # strategy -> (seed, order) -> run
@@ -78,7 +83,8 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
         by[r["strategy"]][(r["seed"], order_of(r))] = r
     every = sorted({k for s in by.values() for k in s})
     out = {"streams": sorted({r["stream"] for r in finished}), "runs": len(finished),
-           "unfinished": [r["path"] for r in runs if r["status"] != "finished"],
+           "unfinished": [f"{r['path']} ({r.get('status')}: {r.get('error') or 'no reason recorded'})"
+                          for r in runs if r.get("status") != "finished"],
            "seeds": sorted({k[0] for k in every}), "orders": sorted({k[1] for k in every}),
            "reference": reference, "strategies": {}}  # fmt: skip
     for strategy, keyed in by.items():
@@ -162,6 +168,9 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
     render = latex_table if latex else markdown_table
     out = {k: render(h, b) for k, (h, b) in rows.items()}
     if not latex:
+        if stats["unfinished"]:
+            out["main"] += "\nruns that did not finish (not averaged in):\n" + "".join(
+                f"- {u}\n" for u in stats["unfinished"])  # fmt: skip
         missing = {s: r["missing"] for s, r in stats["strategies"].items() if r["missing"]}
         if missing:
             out["main"] += "\n*missing runs (not averaged in): " + "; ".join(

@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cl.engine import checkpoint
 from cl.engine.callback import ContinualCallback
-from cl.engine.checks import check_settings
+from cl.engine.checks import check_fits_positions, check_settings
 from cl.engine.loop import Experiment, LoopSettings
 from cl.engine.module import ContinualModule
 from cl.engine.results import RunResults
@@ -53,9 +53,13 @@ def build_model_and_stream(cfg: DictConfig) -> tuple[ContinualModule, Stream, di
     module_class = family(cfg.model)
     start = time.perf_counter()
     backbone, tokenizer = load_backbone(cfg.model, module_class.auto_model)
+    check_fits_positions(cfg, backbone)
     model_seconds = time.perf_counter() - start
     batching = lambda tasks: module_class.batching(tasks, cfg.stream, tokenizer, backbone)  # noqa: E731
     stream = build_stream(cfg.stream, tokenizer, cfg.seed, batching)
+    if prompts := getattr(stream.collate, "prompts", None):  # a prompt and an answer wrap every text
+        check_fits_positions(cfg, backbone, max(len(p.prefix) + len(p.suffix) + max(map(len, p.answers)) + 1
+                                                for p in prompts))  # fmt: skip
     data_seconds = time.perf_counter() - start - model_seconds
     optimizer = instantiate(cfg.optimizer, _partial_=True)
     schedule = {"scheduler": cfg.scheduler.name, "warmup_ratio": cfg.scheduler.warmup_ratio}
@@ -94,8 +98,9 @@ def build(cfg: DictConfig) -> Experiment:
     if state is not None:
         state["trained"] = checkpoint.load_weights(module, state)
     settings = LoopSettings.from_config(cfg)
-    if resumed is None:
-        return Experiment(module, stream, callbacks, new_results(cfg, stream, module, setup_seconds), settings, cfg)
+    if resumed is None:  # a new run, or one stopped before it wrote results (it starts again in its folder)
+        results = new_results(cfg, stream, module, setup_seconds)
+        return Experiment(module, stream, callbacks, results, settings, cfg, cfg.get("resume") and str(cfg.resume))
     resumed.resumed_after.append(resumed.completed_tasks)
     resumed.status = "running"
     return Experiment(module, stream, callbacks, resumed, settings, cfg, str(cfg.resume), state)

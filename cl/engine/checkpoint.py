@@ -1,16 +1,23 @@
 """Checkpoints at task boundaries, and resuming a run from one.
 
-After every finished task the loop writes ``checkpoint.pt`` beside ``results.json``. It holds the
+After the initial evaluation and after every finished task the loop writes ``checkpoint.pt`` beside
+``results.json``. It holds the
 weights training can have changed (every parameter that was trainable in some task, adapters and
 heads included, and every buffer); weights never trained are the pretrained ones, rebuilt from the
 config, so a LoRA run's checkpoint is its adapters and heads, not the base model. It also holds every
 strategy's ``state_dict`` (the replay memory), the RNG states, and how many tasks are finished.
 Optimizers and schedulers start afresh with every task, so none crosses a boundary; the distillation
 teacher is the model at the start of a task, so it is the checkpointed model itself.
+
+Run folders are shared (sweeps, papers), so a checkpoint is loaded with ``weights_only=True``: it
+holds only tensors and plain values (numbers, strings, lists, dicts), never pickled objects, and a
+file holding anything else is refused rather than run.
 """
 
 import logging
+import pickle
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -24,11 +31,20 @@ log = logging.getLogger(__name__)
 FILE = "checkpoint.pt"
 # Settings that do not change what a run computes, so a resumed run may change them.
 FREE = ("resume", "skip_done", "logger", "checkpoint", "keep_checkpoint", "offline", "strategy_name", "order_name",
-        "trainer.enable_progress_bar")  # fmt: skip
+        "trainer.enable_progress_bar", "mid_task_checkpoint")  # fmt: skip
+# Settings that shape only the tasks still to train: a resumed run may change them (a lower rate
+# after a NaN loss, another device), and results.json records the change.
+FOR_REMAINING_TASKS = ("optimizer", "scheduler", "batch_size", "eval_batch_size", "trainer.gradient_clip_val",
+                       "trainer.precision", "trainer.accelerator", "trainer.devices", "trainer.accumulate_grad_batches",
+                       "matmul_precision")  # fmt: skip
 
 
 def rng_states() -> dict:
-    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    """Every RNG the run draws from, as tensors and plain values (loadable with ``weights_only``)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy = {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+             "has_gauss": int(has_gauss), "gauss": float(gauss)}  # fmt: skip
+    state = {"torch": torch.get_rng_state(), "numpy": numpy, "python": random.getstate()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -36,7 +52,8 @@ def rng_states() -> dict:
 
 def set_rng_states(state: dict) -> None:
     torch.set_rng_state(state["torch"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     random.setstate(state["python"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -69,26 +86,54 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def differences(saved: dict, current: dict) -> list[str]:
-    """``key: saved -> current`` for every setting that differs, ignoring the ``FREE`` ones."""
+def _under(key: str, names: tuple[str, ...]) -> bool:
+    return any(key == f or key.startswith(f"{f}.") for f in names)
+
+
+def differences(saved: dict, current: dict, ignore: tuple[str, ...] = FREE) -> list[str]:
+    """``key: saved -> current`` for every setting that differs, except those under ``ignore``."""
     a, b = flatten(saved), flatten(current)
-    free = lambda k: any(k == f or k.startswith(f"{f}.") for f in FREE)  # noqa: E731
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in sorted(a.keys() | b.keys())
-            if not free(k) and a.get(k) != b.get(k)]  # fmt: skip
+            if not _under(k, ignore) and a.get(k) != b.get(k)]  # fmt: skip
 
 
-def open_run(folder: str | Path, config: dict) -> tuple[RunResults, dict | None]:
-    """The results and checkpoint of a run folder to resume, after checking it fits ``config``."""
+def load(path: Path) -> dict:
+    """A checkpoint's contents; refuses, naming the file, one that is damaged or holds objects."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        found = re.search(r"(?:unsupported|Unsupported global:) GLOBAL ([\w.]+)", str(err))
+        what = f" ({found.group(1)})" if found else ""
+        raise ValueError(
+            f"{path} holds objects other than tensors and plain values{what}, and loading it could run code: "
+            f"refused. Resume only run folders you trust; delete the file to start the run again"
+        ) from None
+    except (EOFError, RuntimeError, OSError):
+        why = "empty" if path.stat().st_size == 0 else "truncated or not a checkpoint"
+        raise ValueError(f"{path} is damaged ({why}): delete it and start the run again, or resume a copy") from None
+
+
+def open_run(folder: str | Path, config: dict) -> tuple[RunResults | None, dict | None]:
+    """The results and checkpoint of a run folder to resume, after checking it fits ``config``.
+    ``(None, None)`` for a run folder stopped before it wrote any results: it starts again there."""
     folder = Path(folder)
     if not (folder / "results.json").exists():
+        if (folder / ".hydra").is_dir() and not (folder / FILE).exists():
+            log.warning("resume=%s: the run stopped before its first results; starting it again there", folder)
+            return None, None
         raise FileNotFoundError(f"resume={folder}: no results.json there; give the folder of an earlier run")
     results = RunResults.load(folder)
-    diff = differences(results.config, config)
+    diff = differences(results.config, config, FREE + FOR_REMAINING_TASKS)
     if diff:
         raise ValueError(
-            f"resume={folder} was run with a different config; resume with the same settings or start a new run. "
+            f"resume={folder} was run with a different config; resume with the same settings (only "
+            f"{', '.join(FOR_REMAINING_TASKS)} may change) or start a new run. "
             f"Differences (saved -> now): {'; '.join(diff[:10])}"
         )
+    changes = differences(results.config, config)
+    if changes:
+        log.warning("resuming with changed settings for the remaining tasks: %s", "; ".join(changes))
+        results.resume_changes.append(changes)
     now = library_versions()
     changed = [f"{k} {v} -> {now.get(k)}" for k, v in results.versions.items() if k != "platform" and now.get(k) != v]
     if changed:
@@ -100,8 +145,12 @@ def open_run(folder: str | Path, config: dict) -> tuple[RunResults, dict | None]
     if not ckpt.exists():
         if results.completed_tasks:
             raise FileNotFoundError(f"resume={folder}: no {FILE} (was it run with checkpoint=false?)")
-        return results, None  # stopped during the first task: start it again
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        # Stopped during the first task without a checkpoint: evaluating again draws the same random
+        # numbers the initial evaluation drew, so task 0 trains from the state it had.
+        results.initial_accuracy = []
+        results.truncate(0)
+        return results, None
+    state = load(ckpt)
     results.truncate(state["completed_tasks"])  # rows written after the last checkpoint are redone
     return results, state
 
@@ -122,5 +171,5 @@ def load_weights(module, state: dict) -> set[str]:
     _, unexpected = module.load_state_dict(state["module"], strict=False)  # missing: never trained
     if unexpected:
         raise ValueError(f"checkpoint weights not in the model: {unexpected[:5]}")
-    module.task_id = state["completed_tasks"] - 1
+    module.task_id = max(0, state["completed_tasks"] - 1)
     return set(state["trained"])

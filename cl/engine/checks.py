@@ -5,9 +5,11 @@ import inspect
 import types
 import typing
 
+import lightning as L
 import torch
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
+from transformers import SchedulerType
 
 
 def positive_int(name: str, value) -> None:
@@ -59,17 +61,60 @@ def check_optimizer(cfg: DictConfig) -> None:
         raise ValueError(f"optimizer settings {OmegaConf.to_container(cfg.optimizer)} are invalid: {cause}") from None
 
 
+def check_scheduler(cfg: DictConfig) -> None:
+    names = [t.value for t in SchedulerType]
+    if cfg.scheduler.name not in names:
+        raise ValueError(f"scheduler.name={cfg.scheduler.name!r} is not a transformers scheduler; use one of {names}")
+
+
+def check_trainer(cfg: DictConfig) -> None:
+    """Build a Trainer from ``trainer.*`` now: Lightning's own checks (precision, accelerator, devices)
+    run before any model or data work instead of after them."""
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    try:
+        L.Trainer(**{**kwargs, "logger": False, "enable_progress_bar": False})
+    except Exception as err:
+        raise ValueError(f"trainer settings are invalid: {str(err).strip()}") from None
+
+
+def check_max_length(cfg: DictConfig) -> None:
+    positive_int("stream.max_length", cfg.stream.get("max_length"))
+
+
+def check_fits_positions(cfg: DictConfig, backbone, extra_tokens: int = 0) -> None:
+    """``stream.max_length`` (plus a prompt's ``extra_tokens``) within the model's position embeddings."""
+    limit = getattr(backbone.config, "max_position_embeddings", None)
+    if limit is not None and cfg.stream.max_length + extra_tokens > limit:
+        around = f" plus {extra_tokens} prompt and answer tokens" if extra_tokens else ""
+        raise ValueError(
+            f"stream.max_length={cfg.stream.max_length}{around} exceeds the {limit} positions of model "
+            f"{cfg.model.name}; set stream.max_length to at most {limit - extra_tokens}"
+        )
+
+
 def check_settings(cfg: DictConfig) -> None:
+    """Everything that can be checked from the config alone, in the order a user reads it."""
+    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {cfg.seed!r}")
     positive_int("batch_size", cfg.batch_size)
     positive_int("eval_batch_size", cfg.eval_batch_size)
     if not (cfg.trainer.max_epochs == -1 and (cfg.trainer.get("max_steps") or -1) > 0):  # -1: max_steps decides
         positive_int("trainer.max_epochs", cfg.trainer.max_epochs)
-    if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+    check_max_length(cfg)
+    mid = cfg.get("mid_task_checkpoint") or {}
+    if mid.get("every_n_steps") is not None:
+        positive_int("mid_task_checkpoint.every_n_steps", mid.every_n_steps)
+    minutes = mid.get("every_minutes")
+    if minutes is not None and (isinstance(minutes, bool) or not isinstance(minutes, int | float) or minutes <= 0):
+        raise ValueError(f"mid_task_checkpoint.every_minutes must be a positive number, got {minutes!r}")
+    if mid.get("every_n_steps") and minutes:
+        raise ValueError("set one of mid_task_checkpoint.every_n_steps and every_minutes, not both (Lightning's rule)")
     ratio = cfg.scheduler.warmup_ratio
     if not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
         raise ValueError(f"scheduler.warmup_ratio must be a number in [0, 1], got {ratio!r}")
+    check_scheduler(cfg)
     check_optimizer(cfg)
+    check_trainer(cfg)
     for name, node in (cfg.strategy or {}).items():
         if node and node.get("_target_"):
             check_strategy_args(name, node)

@@ -10,7 +10,7 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from cl.engine import checkpoint
+from cl.engine import checkpoint, mid_task
 from cl.engine.callback import ContinualCallback
 from cl.engine.loggers import log_final, log_task
 from cl.engine.module import ContinualModule
@@ -23,18 +23,23 @@ log = logging.getLogger(__name__)
 @dataclass
 class LoopSettings:
     """How the loop trains and evaluates. ``trainer``: ``lightning.Trainer`` arguments (``max_epochs``,
-    ``accelerator``, ``precision``...); ``checkpoints``: write ``checkpoint.pt`` at every task boundary."""
+    ``accelerator``, ``precision``...); ``checkpoints``: write ``checkpoint.pt`` at every task boundary;
+    ``mid_task_steps``/``mid_task_minutes``: also checkpoint within a task (``cl.engine.mid_task``)."""
 
     trainer: dict
     batch_size: int
     eval_batch_size: int
     seed: int
     checkpoints: bool = False
+    mid_task_steps: int | None = None
+    mid_task_minutes: float | None = None
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "LoopSettings":
         trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
-        return cls(trainer, cfg.batch_size, cfg.eval_batch_size, cfg.seed, cfg.get("checkpoint", False))
+        mid = cfg.get("mid_task_checkpoint") or {}
+        return cls(trainer, cfg.batch_size, cfg.eval_batch_size, cfg.seed, cfg.get("checkpoint", False),
+                   mid.get("every_n_steps"), mid.get("every_minutes"))  # fmt: skip
 
 
 @dataclass
@@ -68,14 +73,17 @@ class ContinualLoop:
     def cl_callbacks(self) -> list[ContinualCallback]:
         return [cb for cb in self.callbacks if isinstance(cb, ContinualCallback)]
 
-    def trainer(self, logger) -> L.Trainer:
+    def trainer(self, logger, extra_callbacks: list | None = None) -> L.Trainer:
         kwargs = dict(self.settings.trainer)
+        if extra_callbacks:
+            kwargs["enable_checkpointing"] = True  # mid-task checkpoints are Lightning's own
         # Other tasks' heads get no gradient in a step, which plain DDP treats as an error.
         if kwargs.get("strategy") == "ddp":
             kwargs["strategy"] = "ddp_find_unused_parameters_true"
         # The stream shards its own loaders across processes (seeded, and evaluation without the
         # repeated examples a DistributedSampler adds), so Lightning must not replace their samplers.
-        return L.Trainer(**kwargs, callbacks=self.callbacks, logger=logger, use_distributed_sampler=False)
+        callbacks = [*self.callbacks, *(extra_callbacks or [])]
+        return L.Trainer(**kwargs, callbacks=callbacks, logger=logger, use_distributed_sampler=False)
 
     def evaluate(self) -> list[float]:
         """Accuracy on the test split of every task of the stream, seen or not."""
@@ -99,11 +107,20 @@ class ContinualLoop:
         trainer = self.trainer(logger=self.loggers or False)
         seed = self.settings.seed * 1000 + task_id
         loader = self.stream.train_loader(data, self.settings.batch_size, seed, trainer.global_rank, trainer.world_size)
+        resume_from = None
+        if self.settings.mid_task_steps or self.settings.mid_task_minutes:
+            steps, minutes = self.settings.mid_task_steps, self.settings.mid_task_minutes
+            extra = mid_task.callbacks(self.out_dir, task_id, steps, minutes, loader)
+            trainer = self.trainer(self.loggers or False, extra)
+            found = mid_task.path(self.out_dir, task_id)
+            resume_from = found if found.exists() else None
+            if resume_from:
+                log.info("continuing task %d from its mid-task checkpoint %s", task_id, found)
         # Lightning keeps each submodule's train/eval mode across test(); training starts in train
         # mode, and strategies that want parts in eval mode set that in their own hooks.
         self.module.train()
         start = time.perf_counter()
-        trainer.fit(self.module, train_dataloaders=loader)
+        trainer.fit(self.module, train_dataloaders=loader, ckpt_path=resume_from, weights_only=True)
         seconds = time.perf_counter() - start
         if trainer.interrupted:
             raise KeyboardInterrupt(f"training interrupted during task {task_id}")
@@ -120,6 +137,8 @@ class ContinualLoop:
         if with_checkpoint:
             done = self.results.completed_tasks
             checkpoint.save(self.out_dir, self.module, self.cl_callbacks, done, self.trained)
+            if done:  # the boundary supersedes the finished task's mid-task checkpoint
+                mid_task.path(self.out_dir, done - 1).unlink(missing_ok=True)
 
     def run(self) -> RunResults:
         res, names = self.results, self.stream.task_names
@@ -127,7 +146,8 @@ class ContinualLoop:
             start = time.perf_counter()
             res.initial_accuracy = self.evaluate()
             res.initial_eval_seconds = time.perf_counter() - start
-            self.save()
+            # Evaluating drew random numbers (each loader's seed): a resume from here restores them.
+            self.save(with_checkpoint=self.settings.checkpoints)
         if self.rng is not None:
             checkpoint.set_rng_states(self.rng)
         for t in range(res.completed_tasks, len(self.stream)):

@@ -5,7 +5,7 @@ import math
 import platform
 import resource
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -81,13 +81,24 @@ class RunResults:
     versions: dict = field(default_factory=library_versions)
     status: str = "running"
     resumed_after: list[int] = field(default_factory=list)  # finished tasks at each resume
+    resume_changes: list[list[str]] = field(default_factory=list)  # settings a resume changed
+    error: str | None = None  # why a stopped run stopped
 
     PER_TASK = ("accuracy_matrix", "train_seconds", "eval_seconds", "train_examples", "trainable_params",
                 "strategy_report")  # fmt: skip
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "RunResults":
-        data = json.loads((Path(out_dir) / "results.json").read_text())
+        """Read ``results.json``; a damaged or foreign file raises ``ValueError`` naming it."""
+        path = Path(out_dir) / "results.json"
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{path} is not valid JSON ({err}): the file is damaged") from None
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        missing = [k for k in required if not isinstance(data, dict) or k not in data]
+        if missing:
+            raise ValueError(f"{path} is not a run's results: it lacks {missing}")
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
     def truncate(self, tasks: int) -> None:
