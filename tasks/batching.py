@@ -55,7 +55,8 @@ class PaddedText:
 
 class PromptAnswer:
     """A causal LM's batches: ``prefix + text + suffix + answer + eos`` per row (the task's
-    ``TaskPrompt``), padded on the left; ``answer_lengths`` counts each answer with its eos."""
+    ``TaskPrompt``; the answer is the label word, or a generative row's ``target_ids``), padded on
+    the left; ``answer_lengths`` counts each answer with its eos."""
 
     side = "left"
 
@@ -66,7 +67,7 @@ class PromptAnswer:
         seqs, answer_lengths = [], []
         for r in rows:
             p = self.prompts[r["task_id"]]
-            answer = [*p.answers[r["label"]], self.eos_id]
+            answer = [*(r["target_ids"] if p.generative else p.answers[r["label"]]), self.eos_id]
             seqs.append([*p.prefix, *r["input_ids"], *p.suffix, *answer])
             answer_lengths.append(len(answer))
         ids, mask = pad(seqs, self.pad_id, self.side)

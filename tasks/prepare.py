@@ -117,18 +117,43 @@ def check_splits(name: str, train: Dataset, test: Dataset, label_names: list[str
         )
 
 
-def _tokenize(ds: Dataset, tokenizer, max_length: int, special_tokens: bool = True) -> Dataset:
-    if "input_ids" not in ds.column_names:
+def _tokenize(ds: Dataset, tokenizer, max_length: int, special_tokens: bool = True, target_length: int = 64) -> Dataset:
+    """``text`` -> ``input_ids`` (and a generative task's ``target`` -> ``target_ids``, bare tokens)."""
+    for source, column, limit, special in (("text", "input_ids", max_length, special_tokens),
+                                           ("target", "target_ids", target_length, False)):  # fmt: skip
+        if source not in ds.column_names:
+            continue
         if tokenizer is None:
             raise ValueError("this stream has raw text but the model has no tokenizer")
 
-        def encode(batch):
-            out = tokenizer(batch["text"], truncation=True, max_length=max_length, add_special_tokens=special_tokens)
-            return {"input_ids": out["input_ids"]}
+        def encode(batch, source=source, column=column, limit=limit, special=special):
+            out = tokenizer(batch[source], truncation=True, max_length=limit, add_special_tokens=special)
+            return {column: out["input_ids"]}
 
-        ds = ds.map(encode, batched=True, remove_columns=["text"], desc="tokenize")
-    ds = ds.select_columns(["input_ids", "label"])
+        ds = ds.map(encode, batched=True, remove_columns=[source], desc="tokenize")
+    ds = ds.select_columns([c for c in ("input_ids", "target_ids", "label") if c in ds.column_names])
     return ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True, desc="lengths")
+
+
+def split_examples(raw, spec: DictConfig, seed: int, name: str) -> tuple[Dataset, Dataset]:
+    """A generative task's splits (no classes): seeded shuffles, ``train_examples``/``test_examples``
+    of them (all, or ``test_fraction`` held out, when not given)."""
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
+    train_n, test_n = spec.get("train_examples"), spec.get("test_examples")
+    columns = (raw["train"] if isinstance(raw, DatasetDict) else raw).column_names
+    if "target" not in columns and "target_ids" not in columns:
+        raise ValueError(f"task {name!r} is generative (type: generate) but its source gives no 'target' column")
+    if isinstance(raw, DatasetDict):
+        pick = lambda split, n: raw[split].select(np.sort(rng.permutation(len(raw[split]))[:n]))  # noqa: E731
+        train, test = pick("train", train_n), pick("test", test_n)
+    else:
+        order = rng.permutation(len(raw))
+        n_test = test_n if test_n is not None else int(round(len(raw) * spec.get("test_fraction", 0.2)))
+        train, test = raw.select(np.sort(order[n_test:][:train_n])), raw.select(np.sort(order[:n_test]))
+    if len(train) == 0 or len(test) == 0:
+        raise ValueError(f"task {name!r} is empty (train={len(train)}, test={len(test)}): check its source and sizes")
+    label = lambda ds: ds.add_column("label", [0] * len(ds))  # noqa: E731  (batches carry a label field)
+    return label(train), label(test)
 
 
 def _fingerprint(name: str, spec: DictConfig, seed: int, tokenizer, max_length: int, special: bool = True) -> str:
@@ -153,13 +178,18 @@ def prepare_task(
     path = cache_dir() / "prepared" / f"{name}-{key}"
     if cache and (path / "dataset_dict.json").exists():
         dd = load_from_disk(str(path))
-        return dd["train"].features["label"].names, dd["train"], dd["test"]
+        label = dd["train"].features["label"]
+        return getattr(label, "names", []), dd["train"], dd["test"]
     raw = instantiate(spec.source)
-    train, test = split_and_subsample(raw, spec, seed, name)
-    label_names = train.features["label"].names
-    check_splits(name, train, test, label_names)
+    if spec.get("type", "classify") == "generate":
+        (train, test), label_names = split_examples(raw, spec, seed, name), []
+    else:
+        train, test = split_and_subsample(raw, spec, seed, name)
+        label_names = train.features["label"].names
+        check_splits(name, train, test, label_names)
     warn_overlap(name, train, test)
-    tokenize = lambda ds: _tokenize(ds, tokenizer, max_length, special_tokens)  # noqa: E731
+    target_length = spec.get("max_target_length", 64)
+    tokenize = lambda ds: _tokenize(ds, tokenizer, max_length, special_tokens, target_length)  # noqa: E731
     dd = DatasetDict(train=tokenize(train), test=tokenize(test))
     if cache:
         replace_atomically(path, lambda tmp: dd.save_to_disk(str(tmp)))

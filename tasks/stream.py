@@ -2,26 +2,38 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from datasets import Dataset
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler
 
 from tasks.batching import PaddedText, merge
 from tasks.prepare import prepare_task
 
 SCENARIOS = ("task", "class")
+KINDS = ("classify", "generate")
 
 
 @dataclass
 class Task:
-    """One task: its class names and tokenized splits (columns ``input_ids``, ``label``, ``length``, ``task_id``)."""
+    """One task: its class names and tokenized splits (columns ``input_ids``, ``label``, ``length``,
+    ``task_id``, and for a generative task ``target_ids``, the response).
+
+    ``kind``: ``classify`` (answers are the class names' label words) or ``generate`` (free-form
+    responses); ``score``: how its test split is scored (``accuracy``, ``exact_match``, ``rouge_l``,
+    ``edit_similarity``, or ``{_target_: <torchmetrics text metric>}``); ``max_new_tokens``: the
+    generation budget of a generative task.
+    """
 
     name: str
     label_names: list[str]
     train: Dataset
     test: Dataset
+    kind: str = "classify"
+    score: Any = "accuracy"
+    max_new_tokens: int = 32
 
     @property
     def num_classes(self) -> int:
@@ -112,14 +124,19 @@ def prepare_tasks(cfg: DictConfig, tokenizer, seed: int) -> list[Task]:
         raise ValueError(f"stream.order must be a permutation of 0..{len(names) - 1} (tasks {names}), got {order}")
     tasks = []
     for task_id, i in enumerate(order):
-        name = names[i]
+        name, spec = names[i], cfg.tasks[names[i]]
+        kind = spec.get("type", "classify")
+        if kind not in KINDS:
+            raise ValueError(f"stream.tasks.{name}.type must be one of {KINDS}, got {kind!r}")
         labels, train, test = prepare_task(
             name, cfg.tasks[name], tokenizer, seed, cfg.max_length, cfg.get("cache", True),
             special_tokens=cfg.get("special_tokens", True),
         )  # fmt: skip
         train = train.add_column("task_id", [task_id] * len(train))
         test = test.add_column("task_id", [task_id] * len(test))
-        tasks.append(Task(name, labels, train, test))
+        score = spec.get("score") or ("accuracy" if kind == "classify" else "rouge_l")
+        score = OmegaConf.to_container(score, resolve=True) if isinstance(score, DictConfig) else score
+        tasks.append(Task(name, labels, train, test, kind, score, spec.get("max_new_tokens", 32)))
     return tasks
 
 

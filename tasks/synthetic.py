@@ -38,3 +38,19 @@ def marker_task(
             labels.append(label)
     features = Features({"input_ids": Sequence(Value("int64")), "label": ClassLabel(num_classes=num_classes)})
     return Dataset.from_dict({"input_ids": ids, "label": labels}, features=features)
+
+
+def response_task(task_index: int, examples: int = 96, keys: int = 6, vocab_size: int = 128, seed: int = 0) -> Dataset:
+    """A generative task for a model without a tokenizer: a random sequence ending in one of ``keys``
+    key tokens, whose response is two tokens that depend on the key (``128 + 2k``, ``129 + 2k``
+    shifted per task). Untrained, a model almost never generates them; trained, it does."""
+    first_filler = 2 + MAX_TASKS * 2
+    rng = np.random.default_rng([seed, 100 + task_index])
+    ids, targets = [], []
+    for _ in range(examples):
+        key = int(rng.integers(keys))
+        seq = rng.integers(first_filler, vocab_size, int(rng.integers(2, 5))).tolist()
+        ids.append([1, *seq, 2 + (task_index * keys + key) % (MAX_TASKS * 2)])
+        targets.append([128 + (2 * key + task_index) % 30, 129 + (2 * key + task_index) % 30])
+    features = Features({"input_ids": Sequence(Value("int64")), "target_ids": Sequence(Value("int64"))})
+    return Dataset.from_dict({"input_ids": ids, "target_ids": targets}, features=features)

@@ -57,13 +57,12 @@ def build_model_and_stream(cfg: DictConfig) -> tuple[ContinualModule, Stream, di
     model_seconds = time.perf_counter() - start
     batching = lambda tasks: module_class.batching(tasks, cfg.stream, tokenizer, backbone)  # noqa: E731
     stream = build_stream(cfg.stream, tokenizer, cfg.seed, batching)
-    if prompts := getattr(stream.collate, "prompts", None):  # a prompt and an answer wrap every text
-        check_fits_positions(cfg, backbone, max(len(p.prefix) + len(p.suffix) + max(map(len, p.answers)) + 1
-                                                for p in prompts))  # fmt: skip
     data_seconds = time.perf_counter() - start - model_seconds
     optimizer = instantiate(cfg.optimizer, _partial_=True)
     schedule = {"scheduler": cfg.scheduler.name, "warmup_ratio": cfg.scheduler.warmup_ratio}
-    module = module_class.from_config(cfg.model, backbone, stream, optimizer, **schedule)
+    module = module_class.from_config(cfg.model, backbone, tokenizer, stream, optimizer, **schedule)
+    if prompts := getattr(stream.collate, "prompts", None):  # a prompt and an answer wrap every text
+        check_fits_positions(cfg, backbone, max(len(p.prefix) + len(p.suffix) for p in prompts) + module.answer_span)
     return module, stream, {"model": model_seconds, "data": data_seconds}
 
 
@@ -77,6 +76,7 @@ def new_results(cfg: DictConfig, stream: Stream, module: ContinualModule, setup_
         test_examples=[len(t.test) for t in stream.tasks],
         config=OmegaConf.to_container(cfg, resolve=True),
         total_params=sum(p.numel() for p in module.parameters()),
+        scores=[t.score for t in stream.tasks],
         setup_seconds=setup_seconds,
     )
 

@@ -147,8 +147,8 @@ def open_run(folder: str | Path, config: dict) -> tuple[RunResults | None, dict 
             raise FileNotFoundError(f"resume={folder}: no {FILE} (was it run with checkpoint=false?)")
         # Stopped during the first task without a checkpoint: evaluating again draws the same random
         # numbers the initial evaluation drew, so task 0 trains from the state it had.
-        results.initial_accuracy = []
         results.truncate(0)
+        results.initial_accuracy, results.samples = [], []
         return results, None
     state = load(ckpt)
     results.truncate(state["completed_tasks"])  # rows written after the last checkpoint are redone

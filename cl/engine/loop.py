@@ -91,6 +91,9 @@ class ContinualLoop:
         loaders = self.stream.test_loaders(self.settings.eval_batch_size, trainer.global_rank, trainer.world_size)
         out = trainer.test(self.module, dataloaders=loaders, verbose=False)
         merged = {k: v for d in out for k, v in d.items()}
+        samples = getattr(self.module, "samples", None)  # generated texts a person can read
+        if samples:
+            self.results.samples.append({self.stream.task_names[j]: s for j, s in sorted(samples.items())})
         # Accuracies are ratios of counts; rounding drops float32 noise (0.9150000214 -> 0.915).
         return [round(float(merged[f"eval/task{j}/acc"]), 6) for j in range(len(self.stream))]
 

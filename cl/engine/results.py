@@ -83,6 +83,8 @@ class RunResults:
     resumed_after: list[int] = field(default_factory=list)  # finished tasks at each resume
     resume_changes: list[list[str]] = field(default_factory=list)  # settings a resume changed
     error: str | None = None  # why a stopped run stopped
+    scores: list = field(default_factory=list)  # what R[i][j] holds for each task (accuracy, rouge_l, ...)
+    samples: list[dict] = field(default_factory=list)  # per evaluation: a few generated answers per task
 
     PER_TASK = ("accuracy_matrix", "train_seconds", "eval_seconds", "train_examples", "trainable_params",
                 "strategy_report")  # fmt: skip
@@ -105,6 +107,7 @@ class RunResults:
         """Keep the first ``tasks`` finished tasks (the ones a checkpoint holds)."""
         for name in self.PER_TASK:
             setattr(self, name, getattr(self, name)[:tasks])
+        self.samples = self.samples[: tasks + 1]  # the initial evaluation's and each finished task's
 
     @property
     def completed_tasks(self) -> int:

@@ -19,6 +19,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM
 
 from cl.engine.module import ContinualModule, Distributions
+from cl.models.scores import make_metric, update
 from tasks.batching import PromptAnswer, pad
 from tasks.prompts import TaskPrompt, build_prompts
 
@@ -60,25 +61,42 @@ class CausalLMModule(ContinualModule):
 
     @staticmethod
     def batching(tasks, stream_cfg: DictConfig, tokenizer, backbone) -> PromptAnswer:
-        prompts = build_prompts(tasks, stream_cfg.tasks, tokenizer, stream_cfg.get("scenario", "task"))
+        template = stream_cfg.get("template", "plain")
+        prompts = build_prompts(tasks, stream_cfg.tasks, tokenizer, stream_cfg.get("scenario", "task"), template)
         eos = getattr(tokenizer, "eos_token_id", None)
         eos = eos if eos is not None else backbone.config.eos_token_id
         return PromptAnswer(prompts, getattr(tokenizer, "pad_token_id", None) or 0, eos)
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, backbone: nn.Module, stream, optimizer, **schedule) -> "CausalLMModule":
-        batches = stream.collate
+    def from_config(cls, cfg: DictConfig, backbone: nn.Module, tokenizer, stream, optimizer,
+                    **schedule) -> "CausalLMModule":  # fmt: skip
+        batches, generative = stream.collate, [t for t in stream.tasks if t.kind == "generate"]
+        longest = max((len(x) for t in generative for split in (t.train, t.test) for x in split["target_ids"]),
+                      default=0)  # fmt: skip
+        decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer else None
         return cls(CausalLM(backbone), [t.num_classes for t in stream.tasks], stream.scenario, optimizer, **schedule,
                    prompts=batches.prompts, evaluation=cfg.get("evaluation", "rank"), pad_id=batches.pad_id,
-                   eos_id=batches.eos_id)  # fmt: skip
+                   eos_id=batches.eos_id, scores=[t.score for t in stream.tasks], longest_target=longest,
+                   max_new_tokens=[t.max_new_tokens for t in stream.tasks], decode=decode)  # fmt: skip
 
     def __init__(self, network, num_classes, scenario, optimizer, scheduler="linear", warmup_ratio=0.1, *,
-                 prompts: list[TaskPrompt], evaluation: str = "rank", pad_id: int = 0, eos_id: int = 0):  # fmt: skip
+                 prompts: list[TaskPrompt], evaluation: str = "rank", pad_id: int = 0, eos_id: int = 0,
+                 scores: list | None = None, longest_target: int = 0, max_new_tokens: list[int] | None = None,
+                 decode=None, samples_per_task: int = 3):  # fmt: skip
         super().__init__(network, num_classes, scenario, optimizer, scheduler, warmup_ratio)
         if evaluation not in ("rank", "generate"):
             raise ValueError(f"model.evaluation must be 'rank' or 'generate', got {evaluation!r}")
         self.prompts, self.evaluation, self.pad_id, self.eos_id = prompts, evaluation, pad_id, eos_id
-        self.answer_span = max(len(a) for p in prompts for a in p.answers) + 1  # with eos
+        longest_answer = max((len(a) for p in prompts for a in p.answers), default=0)
+        self.answer_span = max(longest_answer, longest_target) + 1  # with eos
+        self.scores = scores or ["accuracy"] * len(prompts)
+        for j, (p, score) in enumerate(zip(prompts, self.scores)):
+            if p.generative:
+                self.accuracy[j] = make_metric(score)
+        self.max_new_tokens = max_new_tokens or [32] * len(prompts)
+        # Without a tokenizer (tiny test models) texts are the token ids, space-separated.
+        self.decode = decode or (lambda ids: " ".join(map(str, ids)))
+        self.samples_per_task, self.samples = samples_per_task, {}
 
     def answer_logits(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """``[batch, A, vocab]``: the logits predicting the last ``A`` tokens (every answer and its eos)."""
@@ -122,20 +140,42 @@ class CausalLMModule(ContinualModule):
         return scores.softmax(-1)
 
     @torch.no_grad()
+    def generate(self, prompts: list[list[int]], max_new_tokens: int, cut: bool = True) -> list[list[int] | None]:
+        """Greedy continuations of a batch of prompts (left-padded, with the KV cache), each cut
+        before its first eos (``None`` for one that never ended; ``cut=False``: every token)."""
+        ids, mask = (x.to(self.device) for x in pad(prompts, self.pad_id, "left"))
+        out = self.network.backbone.generate(
+            input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+            pad_token_id=self.pad_id, eos_token_id=self.eos_id,
+        )[:, ids.shape[1] :].tolist()  # fmt: skip
+        if not cut:
+            return out
+        return [tokens[: tokens.index(self.eos_id)] if self.eos_id in tokens else None for tokens in out]
+
     def generate_classes(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
         """Greedy answers; the class whose answer (then eos) they match exactly, else -1."""
         answers = self.candidates(head)
-        ids, mask = (x.to(self.device) for x in pad(self.prompt_ids(batch), self.pad_id, "left"))
-        out = self.network.backbone.generate(
-            input_ids=ids, attention_mask=mask, max_new_tokens=max(map(len, answers)) + 1, do_sample=False,
-            pad_token_id=self.pad_id, eos_token_id=self.eos_id,
-        )[:, ids.shape[1] :].tolist()  # fmt: skip
         index = {tuple(a): c for c, a in enumerate(answers)}
-        preds = []
-        for tokens in out:
-            cut = tokens.index(self.eos_id) if self.eos_id in tokens else len(tokens)
-            preds.append(index.get(tuple(tokens[:cut]), -1) if cut < len(tokens) else -1)
-        return torch.tensor(preds, device=self.device)
+        outs = self.generate(self.prompt_ids(batch), max(map(len, answers)) + 1)
+        return torch.tensor([-1 if o is None else index.get(tuple(o), -1) for o in outs], device=self.device)
+
+    def on_test_epoch_start(self) -> None:
+        self.samples = {}
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
+        if not self.prompts[dataloader_idx].generative:
+            return super().test_step(batch, batch_idx, dataloader_idx)
+        j, prompts = dataloader_idx, self.prompt_ids(batch)
+        refs = [ids[mask.bool()][-n:-1].tolist() for ids, mask, n in
+                zip(batch["input_ids"], batch["attention_mask"], batch["answer_lengths"].tolist())]  # fmt: skip
+        outs = self.generate(prompts, self.max_new_tokens[j])
+        preds = [self.decode(o if o is not None else []) for o in outs]
+        references = [self.decode(r) for r in refs]
+        update(self.accuracy[j], self.scores[j], preds, references)
+        self.log(f"eval/task{j}/acc", self.accuracy[j], add_dataloader_idx=False, batch_size=len(preds))
+        kept = self.samples.setdefault(j, [])
+        for p, ref, out in list(zip(prompts, references, preds))[: self.samples_per_task - len(kept)]:
+            kept.append({"prompt": self.decode(p), "reference": ref, "output": out})
 
     def predict(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
         if self.evaluation == "generate":

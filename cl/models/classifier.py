@@ -71,7 +71,12 @@ class ClassifierModule(ContinualModule):
         return PaddedText(getattr(tokenizer, "pad_token_id", None) or 0)
 
     @classmethod
-    def from_config(cls, cfg: DictConfig, backbone: nn.Module, stream, optimizer, **schedule) -> "ClassifierModule":
+    def from_config(cls, cfg: DictConfig, backbone: nn.Module, tokenizer, stream, optimizer,
+                    **schedule) -> "ClassifierModule":  # fmt: skip
+        generative = [t.name for t in stream.tasks if t.kind != "classify"]
+        if generative:
+            raise ValueError(f"tasks {generative} are generative: they need a causal language model (model=smollm2, "
+                             f"hub_lm or tiny_llama), not the encoder classifier {cfg.name}")  # fmt: skip
         network = Classifier(backbone, stream.head_sizes(), cfg.pooling, cfg.head_dropout)
         return cls(network, [t.num_classes for t in stream.tasks], stream.scenario, optimizer, **schedule)
 
