@@ -67,6 +67,10 @@ class PromptAnswer:
         seqs, answer_lengths = [], []
         for r in rows:
             p = self.prompts[r["task_id"]]
+            if p.kind == "perplexity":  # the text alone, every token scored
+                seqs.append(list(r["input_ids"]))
+                answer_lengths.append(0)
+                continue
             answer = [*(r["target_ids"] if p.generative else p.answers[r["label"]]), self.eos_id]
             seqs.append([*p.prefix, *r["input_ids"], *p.suffix, *answer])
             answer_lengths.append(len(answer))

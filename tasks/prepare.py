@@ -135,13 +135,13 @@ def _tokenize(ds: Dataset, tokenizer, max_length: int, special_tokens: bool = Tr
     return ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True, desc="lengths")
 
 
-def split_examples(raw, spec: DictConfig, seed: int, name: str) -> tuple[Dataset, Dataset]:
+def split_examples(raw, spec: DictConfig, seed: int, name: str, probe: bool = False) -> tuple[Dataset, Dataset]:
     """A generative task's splits (no classes): seeded shuffles, ``train_examples``/``test_examples``
-    of them (all, or ``test_fraction`` held out, when not given)."""
+    of them (all, or ``test_fraction`` held out, when not given). A perplexity probe is text alone."""
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])
-    train_n, test_n = spec.get("train_examples"), spec.get("test_examples")
+    train_n, test_n = (0 if probe else spec.get("train_examples")), spec.get("test_examples")
     columns = (raw["train"] if isinstance(raw, DatasetDict) else raw).column_names
-    if "target" not in columns and "target_ids" not in columns:
+    if spec.get("type") == "generate" and "target" not in columns and "target_ids" not in columns:
         raise ValueError(f"task {name!r} is generative (type: generate) but its source gives no 'target' column")
     if isinstance(raw, DatasetDict):
         pick = lambda split, n: raw[split].select(np.sort(rng.permutation(len(raw[split]))[:n]))  # noqa: E731
@@ -150,9 +150,9 @@ def split_examples(raw, spec: DictConfig, seed: int, name: str) -> tuple[Dataset
         order = rng.permutation(len(raw))
         n_test = test_n if test_n is not None else int(round(len(raw) * spec.get("test_fraction", 0.2)))
         train, test = raw.select(np.sort(order[n_test:][:train_n])), raw.select(np.sort(order[:n_test]))
-    if len(train) == 0 or len(test) == 0:
+    if (len(train) == 0 and not probe) or len(test) == 0:
         raise ValueError(f"task {name!r} is empty (train={len(train)}, test={len(test)}): check its source and sizes")
-    label = lambda ds: ds.add_column("label", [0] * len(ds))  # noqa: E731  (batches carry a label field)
+    label = lambda ds: ds if "label" in ds.column_names else ds.add_column("label", [0] * len(ds))  # noqa: E731
     return label(train), label(test)
 
 
@@ -170,23 +170,26 @@ def _fingerprint(name: str, spec: DictConfig, seed: int, tokenizer, max_length: 
 
 
 def prepare_task(
-    name: str, spec: DictConfig, tokenizer, seed: int, max_length: int, cache: bool = True, special_tokens: bool = True
+    name: str, spec: DictConfig, tokenizer, seed: int, max_length: int, cache: bool = True, special_tokens: bool = True,
+    probe: bool = False,
 ):
     """Return ``(label_names, train, test)`` for one task, from the Arrow cache when possible.
-    ``special_tokens=False`` tokenizes the bare text (a language model's prompt wraps it)."""
-    key = _fingerprint(name, spec, seed, tokenizer, max_length, special_tokens)
+    ``special_tokens=False`` tokenizes the bare text (a language model's prompt wraps it).
+    ``probe=True``: a general-ability probe, which needs a test split only."""
+    key = _fingerprint(name, spec, seed, tokenizer, max_length, special_tokens) + ("-probe" if probe else "")
     path = cache_dir() / "prepared" / f"{name}-{key}"
     if cache and (path / "dataset_dict.json").exists():
         dd = load_from_disk(str(path))
         label = dd["train"].features["label"]
         return getattr(label, "names", []), dd["train"], dd["test"]
     raw = instantiate(spec.source)
-    if spec.get("type", "classify") == "generate":
-        (train, test), label_names = split_examples(raw, spec, seed, name), []
+    if spec.get("type", "classify") in ("generate", "perplexity"):
+        (train, test), label_names = split_examples(raw, spec, seed, name, probe), []
     else:
-        train, test = split_and_subsample(raw, spec, seed, name)
+        train, test = split_and_subsample(raw, {**spec, "train_per_class": 0} if probe else spec, seed, name)
         label_names = train.features["label"].names
-        check_splits(name, train, test, label_names)
+        if not probe:
+            check_splits(name, train, test, label_names)
     warn_overlap(name, train, test)
     target_length = spec.get("max_target_length", 64)
     tokenize = lambda ds: _tokenize(ds, tokenizer, max_length, special_tokens, target_length)  # noqa: E731

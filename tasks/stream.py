@@ -14,6 +14,7 @@ from tasks.prepare import prepare_task
 
 SCENARIOS = ("task", "class")
 KINDS = ("classify", "generate")
+PROBE_KINDS = (*KINDS, "perplexity")
 
 
 @dataclass
@@ -75,6 +76,8 @@ class Stream:
     tasks: list[Task]
     scenario: str = "task"
     collate: Callable[[list[dict]], dict] = field(default_factory=PaddedText)  # rows -> batch
+    # General-ability probes: scored beside every task's test split, never trained on.
+    probes: list[Task] = field(default_factory=list)
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
@@ -106,7 +109,7 @@ class Stream:
         waste little compute on padding. Process ``rank`` of ``world`` takes every ``world``-th example,
         none repeated, so counts summed over processes are exact."""
         loaders = []
-        for task in self.tasks:
+        for task in [*self.tasks, *self.probes]:
             order = sorted(range(len(task.test)), key=task.test["length"].__getitem__, reverse=True)
             loaders.append(DataLoader(task.test, batch_size, sampler=order[rank::world], collate_fn=self.collate))
         return loaders
@@ -116,21 +119,26 @@ class Stream:
         return merge(a, b, self.collate.pad_id, self.collate.side)
 
 
-def prepare_tasks(cfg: DictConfig, tokenizer, seed: int) -> list[Task]:
-    """Prepare every task named in ``cfg.tasks``, in ``cfg.order`` if given (indices into that list)."""
-    names = list(cfg.tasks)
-    order = list(cfg.order) if cfg.get("order") is not None else list(range(len(names)))
+def prepare_tasks(cfg: DictConfig, tokenizer, seed: int, probes: bool = False) -> list[Task]:
+    """Prepare every task named in ``cfg.tasks``, in ``cfg.order`` if given (indices into that list);
+    ``probes=True``: the general-ability probes of ``cfg.general`` instead (numbered after the tasks)."""
+    specs = (cfg.get("general") or {}) if probes else cfg.tasks
+    names = list(specs)
+    order = list(cfg.order) if cfg.get("order") is not None and not probes else list(range(len(names)))
     if sorted(order) != list(range(len(names))):
         raise ValueError(f"stream.order must be a permutation of 0..{len(names) - 1} (tasks {names}), got {order}")
+    kinds = PROBE_KINDS if probes else KINDS
+    first_id = len(cfg.tasks) if probes else 0
     tasks = []
-    for task_id, i in enumerate(order):
-        name, spec = names[i], cfg.tasks[names[i]]
+    for task_id, i in enumerate(order, first_id):
+        name, spec = names[i], specs[names[i]]
         kind = spec.get("type", "classify")
-        if kind not in KINDS:
-            raise ValueError(f"stream.tasks.{name}.type must be one of {KINDS}, got {kind!r}")
+        if kind not in kinds:
+            where = "general" if probes else "tasks"
+            raise ValueError(f"stream.{where}.{name}.type must be one of {kinds}, got {kind!r}")
         labels, train, test = prepare_task(
-            name, cfg.tasks[name], tokenizer, seed, cfg.max_length, cfg.get("cache", True),
-            special_tokens=cfg.get("special_tokens", True),
+            name, spec, tokenizer, seed, spec.get("max_length", cfg.max_length), cfg.get("cache", True),
+            special_tokens=cfg.get("special_tokens", True), probe=probes,
         )  # fmt: skip
         train = train.add_column("task_id", [task_id] * len(train))
         test = test.add_column("task_id", [task_id] * len(test))
@@ -140,9 +148,9 @@ def prepare_tasks(cfg: DictConfig, tokenizer, seed: int) -> list[Task]:
     return tasks
 
 
-def build_stream(cfg: DictConfig, tokenizer, seed: int, batching: Callable[[list[Task]], Callable] | None = None):
-    """The prepared tasks as a stream; ``batching(tasks)`` gives its collate (default: the text padded
-    on the right with the tokenizer's pad id)."""
-    tasks = prepare_tasks(cfg, tokenizer, seed)
-    collate = batching(tasks) if batching else PaddedText(getattr(tokenizer, "pad_token_id", None) or 0)
-    return Stream(cfg.name, tasks, cfg.get("scenario", "task"), collate)
+def build_stream(cfg: DictConfig, tokenizer, seed: int, batching: Callable | None = None):
+    """The prepared tasks (and general-ability probes) as a stream; ``batching(tasks, probes)`` gives
+    its collate (default: the text padded on the right with the tokenizer's pad id)."""
+    tasks, probes = prepare_tasks(cfg, tokenizer, seed), prepare_tasks(cfg, tokenizer, seed, probes=True)
+    collate = batching(tasks, probes) if batching else PaddedText(getattr(tokenizer, "pad_token_id", None) or 0)
+    return Stream(cfg.name, tasks, cfg.get("scenario", "task"), collate, probes)

@@ -57,6 +57,8 @@ def test_scores_and_kinds_are_checked(build_synthetic):
     with pytest.raises(ValueError, match="type must be one of"):
         build_synthetic(*GEN, "stream.tasks.g1.type=chat")
     with pytest.raises(ValueError, match=r"tasks \['g1', 'g2'\] are generative: they need a causal language model"):
+        build_synthetic(*GEN, "model=tiny_bert", "~stream.general")
+    with pytest.raises(ValueError, match=r"probes \['filler', 'other'\] .* need a causal LM"):
         build_synthetic(*GEN, "model=tiny_bert")
 
 
@@ -81,3 +83,31 @@ def test_prompt_templates():
     assert wrap("Q: {instruction} {text} A:", "Why?", None, "generate") == ("Q: Why? ", " A:")
     with pytest.raises(ValueError, match="chat template"):
         wrap("chat", "x", object(), "generate")
+
+
+def test_general_probes_are_scored_beside_the_matrix(run_synthetic):
+    res = run_synthetic(*GEN, "~stream.tasks.g2", "trainer.max_epochs=2")
+    assert res.general_names == ["filler", "other"] and res.general_kinds == ["perplexity", "accuracy"]
+    assert len(res.general) == 3 and all(len(r) == 2 for r in res.general)  # initial + after each task
+    first, last = res.general[0], res.general[-1]
+    metrics = res.metrics()
+    assert metrics["general_drop/filler"] == pytest.approx(last[0] - first[0])  # perplexity: a rise is a loss
+    assert metrics["general_drop/other"] == pytest.approx(first[1] - last[1])
+    assert "filler" in res.table().splitlines()[0]
+
+
+def test_probe_perplexity_equals_a_direct_computation(build_synthetic):
+    exp = build_synthetic(*GEN)
+    module, probe = exp.module.eval(), exp.stream.probes[0]
+    j = len(exp.stream.tasks)
+    rows = [probe.test[i] for i in range(5)]
+    with torch.no_grad():
+        module.perplexity_step(exp.stream.collate(rows), j)
+        got = float(module.accuracy[j].compute())
+        nll, count = 0.0, 0
+        for r in rows:  # each text alone, no padding
+            ids = torch.tensor([r["input_ids"]])
+            logp = module.network.backbone(input_ids=ids).logits[0].log_softmax(-1)
+            nll -= sum(float(logp[t, ids[0, t + 1]]) for t in range(ids.shape[1] - 1))
+            count += ids.shape[1] - 1
+    assert got == pytest.approx(float(torch.exp(torch.tensor(nll / count))), rel=1e-4)

@@ -91,3 +91,40 @@ def test_trace_format_loads_as_prompt_answer(tmp_path):
     f = write_json(tmp_path / "MeetingBank" / "train.json", records)
     ds = instructions.load(str(f), format="columns", prompt_column="prompt", response_column="answer")
     assert ds["target"] == ["A meeting."]
+
+
+def test_published_streams_load_local_samples_in_their_formats(tmp_path):
+    """The olora_standard, olora_long and trace stream configs prepare every task from local files
+    written in the released formats (the real ones need a network)."""
+    from conftest import make_config
+    from test_stream import WordTokenizer
+
+    from tasks.prompts import wrap
+    from tasks.stream import prepare_tasks
+
+    olora = tmp_path / "CL_Benchmark"
+    layout = {"olora_standard": ["TC/dbpedia", "SC/amazon", "TC/yahoo", "TC/agnews"],
+              "olora_long": ["NLI/MNLI", "NLI/CB", "WiC/WiC", "COPA/COPA", "QQP/QQP", "BoolQA/BoolQA", "NLI/RTE",
+                             "SC/IMDB", "SC/yelp", "SC/amazon", "SC/SST-2", "TC/dbpedia", "TC/agnews",
+                             "MultiRC/MultiRC", "TC/yahoo"]}  # fmt: skip
+    for path in layout["olora_long"]:
+        category, name = path.split("/")
+        olora_folder(olora, category, name, labels=("yes", "no"))
+    for stream, paths in layout.items():
+        cfg = make_config(f"stream={stream}", f"benchmark_root={olora}", "stream.cache=false")
+        tasks = prepare_tasks(cfg.stream, WordTokenizer(), 0)
+        assert [len(t.train) for t in tasks] == [6] * len(paths) and all(t.label_names == ["yes", "no"] for t in tasks)
+    cfg = make_config("stream=olora_standard", f"benchmark_root={olora}")
+    before, after = wrap(cfg.stream.template, cfg.stream.tasks.agnews.instruction, None, "classify", "World, Sports")
+    assert before + "Title: x" + after == ("What is the topic of the following paragraph? Choose one from the option.\n"
+                                           "Option: World, Sports \nTitle: x\nAnswer:")  # O-LoRA's prompt, verbatim
+
+    trace = tmp_path / "TRACE"
+    names = ["C-STANCE", "FOMC", "MeetingBank", "Py150", "ScienceQA", "NumGLUE-cm", "NumGLUE-ds", "20Minuten"]
+    for name in names:
+        for split in ("train", "test"):
+            write_json(trace / name / f"{split}.json", [{"prompt": f"{name} q{i}", "answer": f"a{i}"} for i in range(5)])
+    cfg = make_config("stream=trace", f"benchmark_root={trace}", "stream.cache=false")
+    tasks = prepare_tasks(cfg.stream, WordTokenizer(), 0)
+    assert [t.name for t in tasks] == names and all(t.kind == "generate" for t in tasks)
+    assert [t.score for t in tasks][2:4] == ["rouge_l", "edit_similarity"] and len(tasks[0].test) == 5

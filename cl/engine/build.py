@@ -55,7 +55,7 @@ def build_model_and_stream(cfg: DictConfig) -> tuple[ContinualModule, Stream, di
     backbone, tokenizer = load_backbone(cfg.model, module_class.auto_model)
     check_fits_positions(cfg, backbone)
     model_seconds = time.perf_counter() - start
-    batching = lambda tasks: module_class.batching(tasks, cfg.stream, tokenizer, backbone)  # noqa: E731
+    batching = lambda tasks, probes: module_class.batching(tasks, probes, cfg.stream, tokenizer, backbone)  # noqa: E731
     stream = build_stream(cfg.stream, tokenizer, cfg.seed, batching)
     data_seconds = time.perf_counter() - start - model_seconds
     optimizer = instantiate(cfg.optimizer, _partial_=True)
@@ -77,6 +77,8 @@ def new_results(cfg: DictConfig, stream: Stream, module: ContinualModule, setup_
         config=OmegaConf.to_container(cfg, resolve=True),
         total_params=sum(p.numel() for p in module.parameters()),
         scores=[t.score for t in stream.tasks],
+        general_names=[p.name for p in stream.probes],
+        general_kinds=[p.kind if p.kind == "perplexity" else str(p.score) for p in stream.probes],
         setup_seconds=setup_seconds,
     )
 

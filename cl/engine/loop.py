@@ -86,7 +86,8 @@ class ContinualLoop:
         return L.Trainer(**kwargs, callbacks=callbacks, logger=logger, use_distributed_sampler=False)
 
     def evaluate(self) -> list[float]:
-        """Accuracy on the test split of every task of the stream, seen or not."""
+        """The score on the test split of every task of the stream, seen or not (then the stream's
+        general-ability probes, kept in ``results.general``)."""
         trainer = self.trainer(logger=False)
         loaders = self.stream.test_loaders(self.settings.eval_batch_size, trainer.global_rank, trainer.world_size)
         out = trainer.test(self.module, dataloaders=loaders, verbose=False)
@@ -95,7 +96,11 @@ class ContinualLoop:
         if samples:
             self.results.samples.append({self.stream.task_names[j]: s for j, s in sorted(samples.items())})
         # Accuracies are ratios of counts; rounding drops float32 noise (0.9150000214 -> 0.915).
-        return [round(float(merged[f"eval/task{j}/acc"]), 6) for j in range(len(self.stream))]
+        every = len(self.stream) + len(self.stream.probes)
+        scores = [round(float(merged[f"eval/task{j}/acc"]), 6) for j in range(every)]
+        if self.stream.probes:
+            self.results.general.append(scores[len(self.stream) :])
+        return scores[: len(self.stream)]
 
     def train_task(self, task_id: int) -> float:
         self.module.task_id = task_id
@@ -165,7 +170,8 @@ class ContinualLoop:
             report = {k: v for cb in self.cl_callbacks for k, v in cb.report().items()}
             res.strategy_report.append(report)
             self.save(with_checkpoint=self.settings.checkpoints)
-            log_task(self.loggers, t, names, row, report)
+            general = {f"general/{n}": v for n, v in zip(res.general_names, res.general[-1])} if res.general else {}
+            log_task(self.loggers, t, names, row, {**report, **general})
             log.info(
                 "task %d/%d %-12s acc %.3f | seen mean %.3f | train %.1fs eval %.1fs",
                 t + 1, len(names), names[t], row[t], sum(row[: t + 1]) / (t + 1), train_s, eval_s,

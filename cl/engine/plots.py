@@ -40,3 +40,20 @@ def heatmap_png(matrix: list[list[float]], task_names: list[str], title: str) ->
     fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
     return buf.getvalue()
+
+
+def general_png(rows: list[list[float]], names: list[str], kinds: list[str], task_names: list[str]) -> bytes:
+    """Each general-ability probe along the stream, one panel each (their scales differ)."""
+    fig, axes = plt.subplots(1, len(names), figsize=(3.6 * len(names), 3.0), squeeze=False)
+    labels = ["initial", *(f"after {t}" for t in task_names[: len(rows) - 1])]
+    for j, (ax, name, kind) in enumerate(zip(axes[0], names, kinds)):
+        ax.plot(range(len(rows)), [r[j] for r in rows], marker="o")
+        ax.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=8)
+        ax.set_title(name)
+        ax.set_ylabel("perplexity (lower is better)" if kind == "perplexity" else f"{kind} (higher is better)")
+    fig.suptitle("general ability outside the stream")
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return buf.getvalue()

@@ -85,6 +85,11 @@ class RunResults:
     error: str | None = None  # why a stopped run stopped
     scores: list = field(default_factory=list)  # what R[i][j] holds for each task (accuracy, rouge_l, ...)
     samples: list[dict] = field(default_factory=list)  # per evaluation: a few generated answers per task
+    # General-ability probes (never trained on): their names and kinds, and one row of scores per
+    # evaluation (the initial one, then one after each task), beside the matrix.
+    general_names: list[str] = field(default_factory=list)
+    general_kinds: list[str] = field(default_factory=list)
+    general: list[list[float]] = field(default_factory=list)
 
     PER_TASK = ("accuracy_matrix", "train_seconds", "eval_seconds", "train_examples", "trainable_params",
                 "strategy_report")  # fmt: skip
@@ -108,18 +113,26 @@ class RunResults:
         for name in self.PER_TASK:
             setattr(self, name, getattr(self, name)[:tasks])
         self.samples = self.samples[: tasks + 1]  # the initial evaluation's and each finished task's
+        self.general = self.general[: tasks + 1]
 
     @property
     def completed_tasks(self) -> int:
         return len(self.accuracy_matrix)
 
     def metrics(self) -> dict[str, float]:
-        """The six metrics over the tasks finished so far (the whole stream once finished)."""
+        """The six metrics over the tasks finished so far (the whole stream once finished), and for
+        each general-ability probe ``general_drop/<probe>``: the ability lost since before training
+        (initial minus latest score; for perplexity, latest minus initial, so positive is a loss too)."""
         k = self.completed_tasks
         if k == 0:
             return {name: math.nan for name in METRIC_NAMES}
         square = [row[:k] for row in self.accuracy_matrix]
-        return all_metrics(square, self.initial_accuracy[:k])
+        out = all_metrics(square, self.initial_accuracy[:k])
+        if len(self.general) > 1:
+            for j, (name, kind) in enumerate(zip(self.general_names, self.general_kinds)):
+                first, last = self.general[0][j], self.general[-1][j]
+                out[f"general_drop/{name}"] = last - first if kind == "perplexity" else first - last
+        return out
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -137,7 +150,11 @@ class RunResults:
         lines = [",".join(["after", *self.task_names]), csv_row("initial", self.initial_accuracy)]
         lines += [csv_row(self.task_names[i], row) for i, row in enumerate(self.accuracy_matrix)]
         write_bytes_atomically(out / "accuracy_matrix.csv", ("\n".join(lines) + "\n").encode())
-        from cl.engine.plots import heatmap_png  # matplotlib is slow to import: only when writing
+        from cl.engine.plots import general_png, heatmap_png  # matplotlib is slow to import: only when writing
+
+        if self.general:
+            png = general_png(self.general, self.general_names, self.general_kinds, self.task_names)
+            write_bytes_atomically(out / "general.png", png)
 
         title = f"{self.strategy} on {self.stream}, seed {self.seed}"
         write_bytes_atomically(out / "accuracy_matrix.png", heatmap_png(self.accuracy_matrix, self.task_names, title))
@@ -150,6 +167,10 @@ class RunResults:
         rows = ["train \\ eval".ljust(first) + "".join(n.rjust(width) for n in self.task_names)]
         for label, row in zip(labels, [self.initial_accuracy, *self.accuracy_matrix]):
             rows.append(label.ljust(first) + "".join(f"{a:{width}.3f}" for a in row))
+        if self.general_names:  # the probes as extra columns
+            rows[0] += " |" + "".join(n.rjust(width) for n in self.general_names)
+            for i, scores in enumerate(self.general[: len(rows) - 1]):
+                rows[i + 1] += " |" + "".join(f"{x:{width}.3f}" for x in scores)
         rows.append("")
         rows += [f"{name:<20} {value:8.4f}" for name, value in self.metrics().items()]
         return "\n".join(rows)

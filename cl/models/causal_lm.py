@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
+from torchmetrics.text import Perplexity
 from transformers import AutoModelForCausalLM
 
 from cl.engine.module import ContinualModule, Distributions
@@ -60,9 +61,10 @@ class CausalLMModule(ContinualModule):
     auto_model = AutoModelForCausalLM
 
     @staticmethod
-    def batching(tasks, stream_cfg: DictConfig, tokenizer, backbone) -> PromptAnswer:
-        template = stream_cfg.get("template", "plain")
-        prompts = build_prompts(tasks, stream_cfg.tasks, tokenizer, stream_cfg.get("scenario", "task"), template)
+    def batching(tasks, probes, stream_cfg: DictConfig, tokenizer, backbone) -> PromptAnswer:
+        template, scenario = stream_cfg.get("template", "plain"), stream_cfg.get("scenario", "task")
+        general = stream_cfg.get("general")
+        prompts = build_prompts(tasks, stream_cfg.tasks, tokenizer, scenario, template, probes, general)
         eos = getattr(tokenizer, "eos_token_id", None)
         eos = eos if eos is not None else backbone.config.eos_token_id
         return PromptAnswer(prompts, getattr(tokenizer, "pad_token_id", None) or 0, eos)
@@ -70,14 +72,15 @@ class CausalLMModule(ContinualModule):
     @classmethod
     def from_config(cls, cfg: DictConfig, backbone: nn.Module, tokenizer, stream, optimizer,
                     **schedule) -> "CausalLMModule":  # fmt: skip
-        batches, generative = stream.collate, [t for t in stream.tasks if t.kind == "generate"]
+        batches, everything = stream.collate, [*stream.tasks, *stream.probes]
+        generative = [t for t in everything if t.kind == "generate"]
         longest = max((len(x) for t in generative for split in (t.train, t.test) for x in split["target_ids"]),
                       default=0)  # fmt: skip
         decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer else None
         return cls(CausalLM(backbone), [t.num_classes for t in stream.tasks], stream.scenario, optimizer, **schedule,
                    prompts=batches.prompts, evaluation=cfg.get("evaluation", "rank"), pad_id=batches.pad_id,
-                   eos_id=batches.eos_id, scores=[t.score for t in stream.tasks], longest_target=longest,
-                   max_new_tokens=[t.max_new_tokens for t in stream.tasks], decode=decode)  # fmt: skip
+                   eos_id=batches.eos_id, scores=[t.score for t in everything], longest_target=longest,
+                   max_new_tokens=[t.max_new_tokens for t in everything], decode=decode)  # fmt: skip
 
     def __init__(self, network, num_classes, scenario, optimizer, scheduler="linear", warmup_ratio=0.1, *,
                  prompts: list[TaskPrompt], evaluation: str = "rank", pad_id: int = 0, eos_id: int = 0,
@@ -89,10 +92,14 @@ class CausalLMModule(ContinualModule):
         self.prompts, self.evaluation, self.pad_id, self.eos_id = prompts, evaluation, pad_id, eos_id
         longest_answer = max((len(a) for p in prompts for a in p.answers), default=0)
         self.answer_span = max(longest_answer, longest_target) + 1  # with eos
-        self.scores = scores or ["accuracy"] * len(prompts)
+        # Prompts, scores and metrics cover the tasks, then the general-ability probes.
+        self.num_tasks, self.scores = len(num_classes), scores or ["accuracy"] * len(prompts)
         for j, (p, score) in enumerate(zip(prompts, self.scores)):
-            if p.generative:
-                self.accuracy[j] = make_metric(score)
+            metric = Perplexity(ignore_index=-100) if p.kind == "perplexity" else make_metric(score)
+            if j >= self.num_tasks:
+                self.accuracy.append(metric)
+            elif p.generative:
+                self.accuracy[j] = metric
         self.max_new_tokens = max_new_tokens or [32] * len(prompts)
         # Without a tokenizer (tiny test models) texts are the token ids, space-separated.
         self.decode = decode or (lambda ids: " ".join(map(str, ids)))
@@ -115,7 +122,7 @@ class CausalLMModule(ContinualModule):
         return F.cross_entropy(out.logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
 
     def candidates(self, head: int) -> list[list[int]]:
-        if self.scenario == "task":
+        if self.scenario == "task" or head >= self.num_tasks:  # a probe is scored among its own answers
             return self.prompts[head].answers
         return [a for p in self.prompts for a in p.answers]
 
@@ -163,9 +170,17 @@ class CausalLMModule(ContinualModule):
         self.samples = {}
 
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
-        if not self.prompts[dataloader_idx].generative:
+        j, kind = dataloader_idx, self.prompts[dataloader_idx].kind
+        if kind == "perplexity":
+            return self.perplexity_step(batch, j)
+        if kind == "classify" and j >= self.num_tasks:  # a probe: its own labels, its own answers
+            correct = (self.predict(batch, j) == batch["labels"]).float()
+            self.accuracy[j].update(correct)
+            self.log(f"eval/task{j}/acc", self.accuracy[j], add_dataloader_idx=False, batch_size=len(correct))
+            return None
+        if kind == "classify":
             return super().test_step(batch, batch_idx, dataloader_idx)
-        j, prompts = dataloader_idx, self.prompt_ids(batch)
+        prompts = self.prompt_ids(batch)
         refs = [ids[mask.bool()][-n:-1].tolist() for ids, mask, n in
                 zip(batch["input_ids"], batch["attention_mask"], batch["answer_lengths"].tolist())]  # fmt: skip
         outs = self.generate(prompts, self.max_new_tokens[j])
@@ -181,6 +196,15 @@ class CausalLMModule(ContinualModule):
         if self.evaluation == "generate":
             return self.generate_classes(batch, head)
         return super().predict(batch, head)
+
+    def perplexity_step(self, batch: dict[str, torch.Tensor], j: int) -> None:
+        """Perplexity of the probe's texts: every token predicted from the real ones before it."""
+        ids, mask = batch["input_ids"], batch["attention_mask"]
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
+        logits = self.network.backbone(input_ids=ids, attention_mask=mask, position_ids=positions).logits
+        scored = (mask[:, :-1] * mask[:, 1:]).bool()  # a real token predicted from a real token
+        self.accuracy[j].update(logits[:, :-1].float(), ids[:, 1:].masked_fill(~scored, -100))
+        self.log(f"eval/task{j}/acc", self.accuracy[j], add_dataloader_idx=False, batch_size=len(ids))
 
     def distributions(self, batch: dict[str, torch.Tensor], outputs: AnswerLogits | None = None) -> Distributions:
         """The next-token distribution over the whole vocabulary at every answer token (and eos)."""

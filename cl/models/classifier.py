@@ -67,7 +67,10 @@ class ClassifierModule(ContinualModule):
     auto_model = AutoModel  # how a pretrained backbone of this family is loaded
 
     @staticmethod
-    def batching(tasks, stream_cfg: DictConfig, tokenizer, backbone) -> PaddedText:
+    def batching(tasks, probes, stream_cfg: DictConfig, tokenizer, backbone) -> PaddedText:
+        if probes:
+            raise ValueError(f"stream.general probes {[p.name for p in probes]} score what a language model keeps "
+                             "outside the stream: they need a causal LM model, not the encoder classifier")  # fmt: skip
         return PaddedText(getattr(tokenizer, "pad_token_id", None) or 0)
 
     @classmethod
