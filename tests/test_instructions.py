@@ -123,7 +123,8 @@ def test_published_streams_load_local_samples_in_their_formats(tmp_path):
     names = ["C-STANCE", "FOMC", "MeetingBank", "Py150", "ScienceQA", "NumGLUE-cm", "NumGLUE-ds", "20Minuten"]
     for name in names:
         for split in ("train", "test"):
-            write_json(trace / name / f"{split}.json", [{"prompt": f"{name} q{i}", "answer": f"a{i}"} for i in range(5)])
+            records = [{"prompt": f"{name} q{i}", "answer": f"a{i}"} for i in range(5)]
+            write_json(trace / name / f"{split}.json", records)
     cfg = make_config("stream=trace", f"benchmark_root={trace}", "stream.cache=false")
     tasks = prepare_tasks(cfg.stream, WordTokenizer(), 0)
     assert [t.name for t in tasks] == names and all(t.kind == "generate" for t in tasks)
