@@ -101,6 +101,21 @@ def split_and_subsample(raw, spec: DictConfig, seed: int, name: str) -> tuple[Da
     return raw.select(cat(train_idx)), raw.select(cat(test_idx))
 
 
+def hold_out(train: Dataset, fraction: float, seed: int, name: str, by_class: bool) -> tuple[Dataset, Dataset]:
+    """``fraction`` of the training split (of each class, for classification) as a validation split,
+    seeded: settings are chosen on it, never on the test split."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"stream.validation_fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])
+    labels = np.asarray(train["label"]) if by_class else np.zeros(len(train), int)
+    held = [ix[: max(1, int(round(fraction * len(ix))))] for ix in _class_indices(labels, rng).values() if len(ix) > 1]
+    held = np.sort(np.concatenate(held)) if held else np.array([], int)
+    kept = np.setdiff1d(np.arange(len(train)), held)
+    if len(held) == 0 or len(kept) == 0:
+        raise ValueError(f"task {name!r}: validation_fraction={fraction} leaves no validation or no training data")
+    return train.select(kept), train.select(held)
+
+
 def check_splits(name: str, train: Dataset, test: Dataset, label_names: list[str]) -> None:
     """Fail before training on splits that cannot give a meaningful accuracy."""
     if len(train) == 0 or len(test) == 0:
@@ -176,7 +191,8 @@ def prepare_task(
     """Return ``(label_names, train, test)`` for one task, from the Arrow cache when possible.
     ``special_tokens=False`` tokenizes the bare text (a language model's prompt wraps it).
     ``probe=True``: a general-ability probe, which needs a test split only."""
-    key = _fingerprint(name, spec, seed, tokenizer, max_length, special_tokens) + ("-probe" if probe else "")
+    key = _fingerprint(name, spec, seed, tokenizer, max_length, special_tokens)
+    cache = cache and not probe  # a probe's training split is empty, which datasets cannot load back
     path = cache_dir() / "prepared" / f"{name}-{key}"
     if cache and (path / "dataset_dict.json").exists():
         dd = load_from_disk(str(path))

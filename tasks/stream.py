@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler
 
 from tasks.batching import PaddedText, merge
-from tasks.prepare import prepare_task
+from tasks.prepare import hold_out, prepare_task
 
 SCENARIOS = ("task", "class")
 KINDS = ("classify", "generate")
@@ -35,6 +35,7 @@ class Task:
     kind: str = "classify"
     score: Any = "accuracy"
     max_new_tokens: int = 32
+    validation: Dataset | None = None  # held out of the training data (stream.validation_fraction)
 
     @property
     def num_classes(self) -> int:
@@ -78,6 +79,7 @@ class Stream:
     collate: Callable[[list[dict]], dict] = field(default_factory=PaddedText)  # rows -> batch
     # General-ability probes: scored beside every task's test split, never trained on.
     probes: list[Task] = field(default_factory=list)
+    evaluate_on: str = "test"  # or "validation": choosing settings must never read the test split
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
@@ -110,8 +112,9 @@ class Stream:
         none repeated, so counts summed over processes are exact."""
         loaders = []
         for task in [*self.tasks, *self.probes]:
-            order = sorted(range(len(task.test)), key=task.test["length"].__getitem__, reverse=True)
-            loaders.append(DataLoader(task.test, batch_size, sampler=order[rank::world], collate_fn=self.collate))
+            split = task.validation if self.evaluate_on == "validation" and task in self.tasks else task.test
+            order = sorted(range(len(split)), key=split["length"].__getitem__, reverse=True)
+            loaders.append(DataLoader(split, batch_size, sampler=order[rank::world], collate_fn=self.collate))
         return loaders
 
     def merge(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -140,11 +143,15 @@ def prepare_tasks(cfg: DictConfig, tokenizer, seed: int, probes: bool = False) -
             name, spec, tokenizer, seed, spec.get("max_length", cfg.max_length), cfg.get("cache", True),
             special_tokens=cfg.get("special_tokens", True), probe=probes,
         )  # fmt: skip
+        validation = None
+        if cfg.get("validation_fraction") and not probes:
+            train, validation = hold_out(train, cfg.validation_fraction, seed, name, kind == "classify")
+            validation = validation.add_column("task_id", [task_id] * len(validation))
         train = train.add_column("task_id", [task_id] * len(train))
         test = test.add_column("task_id", [task_id] * len(test))
         score = spec.get("score") or ("accuracy" if kind == "classify" else "rouge_l")
         score = OmegaConf.to_container(score, resolve=True) if isinstance(score, DictConfig) else score
-        tasks.append(Task(name, labels, train, test, kind, score, spec.get("max_new_tokens", 32)))
+        tasks.append(Task(name, labels, train, test, kind, score, spec.get("max_new_tokens", 32), validation))
     return tasks
 
 
@@ -153,4 +160,9 @@ def build_stream(cfg: DictConfig, tokenizer, seed: int, batching: Callable | Non
     its collate (default: the text padded on the right with the tokenizer's pad id)."""
     tasks, probes = prepare_tasks(cfg, tokenizer, seed), prepare_tasks(cfg, tokenizer, seed, probes=True)
     collate = batching(tasks, probes) if batching else PaddedText(getattr(tokenizer, "pad_token_id", None) or 0)
-    return Stream(cfg.name, tasks, cfg.get("scenario", "task"), collate, probes)
+    evaluate_on = cfg.get("evaluate_on", "test")
+    if evaluate_on not in ("test", "validation"):
+        raise ValueError(f"stream.evaluate_on must be test or validation, got {evaluate_on!r}")
+    if evaluate_on == "validation" and not cfg.get("validation_fraction"):
+        raise ValueError("stream.evaluate_on=validation needs stream.validation_fraction (the share held out)")
+    return Stream(cfg.name, tasks, cfg.get("scenario", "task"), collate, probes, evaluate_on)

@@ -39,6 +39,16 @@ def test_ranking_equals_the_log_likelihood_of_each_answer_alone(build_synthetic)
             assert probs[i].tolist() == pytest.approx(torch.stack(scores).softmax(-1).tolist(), abs=1e-5)
 
 
+def test_ranking_with_a_shared_prompt_cache_equals_ranking_in_full(build_synthetic):
+    exp = build_synthetic(*LM, "seed=2")
+    module = exp.module.eval()
+    batch = exp.stream.collate([exp.stream.tasks[1].test[i] for i in range(8)])
+    with torch.no_grad():
+        cached = module.class_probs(batch, head=1)
+        full = module.class_probs_in_full(module.prompt_ids(batch), module.candidates(1))
+    assert torch.allclose(cached, full, atol=1e-5)
+
+
 def test_loss_is_the_cross_entropy_of_answer_tokens_only(build_synthetic):
     exp = build_synthetic(*LM)
     module, rows = exp.module.eval(), [exp.stream.tasks[1].train[i] for i in range(4)]

@@ -84,6 +84,7 @@ class RunResults:
     resume_changes: list[list[str]] = field(default_factory=list)  # settings a resume changed
     error: str | None = None  # why a stopped run stopped
     scores: list = field(default_factory=list)  # what R[i][j] holds for each task (accuracy, rouge_l, ...)
+    evaluated_on: str = "test"  # the split R was measured on: validation when choosing settings
     samples: list[dict] = field(default_factory=list)  # per evaluation: a few generated answers per task
     # General-ability probes (never trained on): their names and kinds, and one row of scores per
     # evaluation (the initial one, then one after each task), beside the matrix.

@@ -10,6 +10,7 @@ its vocabulary-wide logits only there (``logits_to_keep``), not at every prompt 
 batches are built by the data layer (``tasks.prompts``, ``tasks.batching.PromptAnswer``).
 """
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -33,6 +34,9 @@ class CausalLM(nn.Module):
     def __init__(self, backbone: nn.Module):
         super().__init__()
         self.backbone = backbone
+        # transformers 5.x names a forward's KV cache `cache` (`past_key_values` before, then deprecated).
+        forward = inspect.signature(type(backbone).forward).parameters
+        self.cache_argument = "cache" if "cache" in forward else "past_key_values"
 
     def last_logits(self, ids: torch.Tensor, mask: torch.Tensor, keep: int) -> torch.Tensor:
         """Logits at the last ``keep`` positions, ``[batch, keep, vocab]``."""
@@ -134,8 +138,39 @@ class CausalLMModule(ContinualModule):
         return out
 
     def class_probs(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
-        """Softmax over the candidates' summed answer-token log-likelihoods."""
+        """Softmax over the candidates' summed answer-token log-likelihoods. The prompt is computed
+        once and its KV cache shared by every candidate (answers are a few tokens, prompts long); prompt
+        learning methods, which rewrite the cache themselves, score each prompt + answer in full."""
         answers, prompts = self.candidates(head), self.prompt_ids(batch)
+        peft_config = getattr(self.network.backbone, "active_peft_config", None)
+        if getattr(peft_config, "is_prompt_learning", False):
+            return self.class_probs_in_full(prompts, answers)
+        ids, mask = (x.to(self.device) for x in pad(prompts, self.pad_id, "left"))
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.network.backbone(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                                    logits_to_keep=1)  # fmt: skip
+        first = out.logits[:, -1].float().log_softmax(-1)  # predicts every answer's first token
+        scores = first[:, [a[0] for a in answers]]
+        tail = max(len(a) for a in answers) - 1
+        if tail == 0:  # one-token answers: the prompt's last position scores them all
+            return scores.softmax(-1)
+        # The rest of each answer, every candidate a row of its own over the shared prompt cache.
+        k, rows = len(answers), len(prompts)
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        cache.batch_repeat_interleave(k)
+        given = torch.tensor([a[:-1] + [self.pad_id] * (tail + 1 - len(a)) for a in answers], device=self.device)
+        wanted = torch.tensor([a[1:] + [0] * (tail + 1 - len(a)) for a in answers], device=self.device)
+        real = torch.tensor([[i < len(a) - 1 for i in range(tail)] for a in answers], device=self.device)
+        steps = torch.arange(1, tail + 1, device=self.device)
+        logits = self.network.backbone(
+            input_ids=given.repeat(rows, 1), **{self.network.cache_argument: cache}, use_cache=True,
+            attention_mask=torch.cat([mask.repeat_interleave(k, 0), real.long().repeat(rows, 1)], 1),
+            position_ids=positions[:, -1:].repeat_interleave(k, 0) + steps,
+        ).logits.float().log_softmax(-1)  # fmt: skip
+        rest = logits.gather(-1, wanted.repeat(rows, 1).unsqueeze(-1)).squeeze(-1) * real.repeat(rows, 1)
+        return (scores + rest.sum(-1).view(rows, k)).softmax(-1)
+
+    def class_probs_in_full(self, prompts: list[list[int]], answers: list[list[int]]) -> torch.Tensor:
         seqs = [p + a for p in prompts for a in answers]
         ids, mask = (x.to(self.device) for x in pad(seqs, self.pad_id, "left"))
         span = max(len(a) for a in answers)
