@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append({"overrides": chosen, "runs": len(runs), **{m: round(v, 4) for m, v in means.items()}})
     rows.sort(key=lambda r: -r.get(args.metric, float("-inf")))
     best = rows[0]
-    out = {"chosen_by": f"mean validation {args.metric} over seeds", "chosen": best["overrides"], "candidates": rows}
+    chosen = list(best["overrides"])  # a copy: YAML would write the shared list as an anchor
+    out = {"chosen_by": f"mean validation {args.metric} over seeds", "chosen": chosen, "candidates": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(yaml.safe_dump(out, sort_keys=False))
     for r in rows:
