@@ -55,11 +55,10 @@ def execute(exp: Experiment, out_dir: str) -> RunResults:
     with owned, resumed_log, terminate_on_signals():
         if exp.resume_dir:
             log.info("resuming %s after %d finished tasks", out_dir, results.completed_tasks)
-        scored = [t.validation if stream.evaluate_on == "validation" else t.test for t in stream.tasks]
         log.info(
             "stream %s (%s-incremental): %s (train/%s) | strategy %s | model %s",
             stream.name, stream.scenario,
-            ", ".join(f"{t.name} {len(t.train)}/{len(split)}" for t, split in zip(stream.tasks, scored)),
+            ", ".join(f"{t.name} {len(t.train)}/{len(stream.scored_split(t))}" for t in stream.tasks),
             stream.evaluate_on, results.strategy, cfg.model.name,
         )  # fmt: skip
         loggers = build_loggers(cfg)

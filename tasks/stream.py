@@ -112,10 +112,17 @@ class Stream:
         none repeated, so counts summed over processes are exact."""
         loaders = []
         for task in [*self.tasks, *self.probes]:
-            split = task.validation if self.evaluate_on == "validation" and task in self.tasks else task.test
+            split = self.scored_split(task)
             order = sorted(range(len(split)), key=split["length"].__getitem__, reverse=True)
             loaders.append(DataLoader(split, batch_size, sampler=order[rank::world], collate_fn=self.collate))
         return loaders
+
+    def scored_split(self, task: Task) -> Dataset:
+        """The split a task is scored on: its test split, or its validation split when choosing
+        settings (``evaluate_on=validation``); probes are always scored on their test split."""
+        if self.evaluate_on == "validation" and any(task is t for t in self.tasks):
+            return task.validation
+        return task.test
 
     def merge(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One batch of two, padded on the side this stream's collate pads (``tasks.batching.merge``)."""

@@ -73,7 +73,7 @@ def new_results(cfg: DictConfig, stream: Stream, module: ContinualModule, setup_
         seed=cfg.seed,
         scenario=stream.scenario,
         task_names=stream.task_names,
-        test_examples=[len(t.validation if stream.evaluate_on == "validation" else t.test) for t in stream.tasks],
+        test_examples=[len(stream.scored_split(t)) for t in stream.tasks],
         evaluated_on=stream.evaluate_on,
         config=OmegaConf.to_container(cfg, resolve=True),
         total_params=sum(p.numel() for p in module.parameters()),

@@ -71,7 +71,7 @@ class ContinualLoop:
 
     @property
     def cl_callbacks(self) -> list[ContinualCallback]:
-        return [cb for cb in self.callbacks if isinstance(cb, ContinualCallback)]
+        return self.module.cl_callbacks  # chosen once, when the run is built
 
     def trainer(self, logger, extra_callbacks: list | None = None) -> L.Trainer:
         kwargs = dict(self.settings.trainer)
