@@ -11,9 +11,9 @@ cd "$(dirname "$0")/.."
 out=results/tuning/text4_lm
 common=(experiment=text4_lm stream.validation_fraction=0.25 stream.evaluate_on=validation seed=0
         skip_done=true logger=none trainer.enable_progress_bar=false)
-python -m cl.run -m "${common[@]}" optimizer.lr=5e-5,1e-4,3e-4 \
+python -m cl.run -m "${common[@]}" optimizer.lr=5e-5,1e-4,2e-4 \
   hydra.sweep.dir="$out/naive" 'hydra.sweep.subdir=lr${optimizer.lr}'
-python -m cl.run -m "${common[@]}" strategy=lora strategy.lora.lr=1e-4,3e-4,1e-3 \
+python -m cl.run -m "${common[@]}" strategy=lora strategy.lora.lr=3e-4,1e-3,3e-3 \
   hydra.sweep.dir="$out/lora" 'hydra.sweep.subdir=lr${strategy.lora.lr}'
 for s in naive lora; do
   python -m cl.analysis.tune "$out/$s" --metric learning_acc --out "$out/$s/choice.yaml"

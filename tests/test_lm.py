@@ -39,10 +39,17 @@ def test_ranking_equals_the_log_likelihood_of_each_answer_alone(build_synthetic)
             assert probs[i].tolist() == pytest.approx(torch.stack(scores).softmax(-1).tolist(), abs=1e-5)
 
 
-def test_ranking_with_a_shared_prompt_cache_equals_ranking_in_full(build_synthetic):
-    exp = build_synthetic(*LM, "seed=2")
+PREFIX = ["+stream.tasks.t1.prefix_ids=[140,141,142]", "+stream.tasks.t1.suffix_ids=[143]"]
+
+
+@pytest.mark.parametrize("prompt", [[], PREFIX])
+def test_ranking_with_a_shared_prompt_cache_equals_ranking_in_full(build_synthetic, prompt):
+    """The prompt's KV cache is shared by every candidate answer, and a prefix common to the task's
+    prompts (a chat template, an instruction) computed once for the batch, padded after it."""
+    exp = build_synthetic(*LM, "seed=2", *prompt)
     module = exp.module.eval()
     batch = exp.stream.collate([exp.stream.tasks[1].test[i] for i in range(8)])
+    assert batch["attention_mask"].float().mean() < 1  # rows of different lengths: padding to skip
     with torch.no_grad():
         cached = module.class_probs(batch, head=1)
         full = module.class_probs_in_full(module.prompt_ids(batch), module.candidates(1))

@@ -14,41 +14,14 @@ import sys
 import time
 from pathlib import Path
 
-import lightning as L
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from transformers import get_scheduler
 
-from cl.engine.build import build
+from cl.analysis import bench_lm
+from cl.analysis.timing import QUIET, StepClock, experiment, platform_line, table
 from cl.engine.loop import ContinualLoop, Experiment
 from cl.engine.results import peak_rss_mb
-
-CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
-QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
-
-
-def experiment(*overrides: str) -> Experiment:
-    with initialize_config_dir(CONFIGS, version_base="1.3"):
-        exp = build(compose("config", overrides=[*QUIET, *overrides]))
-    exp.settings.checkpoints = False  # the benchmark times training, not writing
-    return exp
-
-
-class StepClock(L.Callback):
-    """Seconds between successive batch starts: data loading, forward, backward, optimizer, hooks."""
-
-    def __init__(self):
-        self.starts: list[float] = []
-
-    def on_train_batch_start(self, *args) -> None:
-        self.starts.append(time.perf_counter())
-
-    def on_train_end(self, *args) -> None:
-        self.starts.append(time.perf_counter())
-
-    def steps(self) -> list[float]:
-        return [b - a for a, b in zip(self.starts, self.starts[1:])]
 
 
 def count_tokens(network) -> list[int]:
@@ -182,13 +155,6 @@ def paired_rounds(strategy: str, rounds: int, out: str) -> list[float]:
     return ratios
 
 
-def table(rows: list[tuple[str, str, str, bool | None]]) -> str:
-    lines = ["| measure | value | target | pass |", "|---|---|---|---|"]
-    for name, value, target, ok in rows:
-        lines.append(f"| {name} | {value} | {target} | {'' if ok is None else ('yes' if ok else 'NO')} |")
-    return "\n".join(lines) + "\n"
-
-
 def default_run(out: str) -> dict:
     """The default job, end to end, for its wall-time split."""
     start = time.perf_counter()
@@ -248,11 +214,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pairs", type=int, default=2, help="extra naive/strategy pairs for tight targets")
     parser.add_argument("--out", default="outputs/bench", help="scratch folder")
     parser.add_argument("--doc", default="docs/benchmarks.md", help="where the table is written")
+    parser.add_argument("--lm", action="store_true", help="language-model throughput instead (docs/benchmarks_lm.md)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one strategy, JSON on stdout
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(strategy_cost(args.one, args.out)))
         return
+    if args.lm:
+        doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_lm.md"
+        return bench_lm.main(args.out, doc)
 
     over = overhead(args.steps, args.rounds, args.out)
     costs = {s: in_subprocess(s, args.out) for s in STRATEGIES}
@@ -274,14 +244,6 @@ def main(argv: list[str] | None = None) -> None:
     sys.stdout.write(doc)
     Path(args.doc).parent.mkdir(parents=True, exist_ok=True)
     Path(args.doc).write_text(doc)
-
-
-def platform_line() -> str:
-    import os
-    import platform
-
-    gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, {gpu}, torch {torch.__version__}"
 
 
 if __name__ == "__main__":

@@ -33,13 +33,14 @@ class LoopSettings:
     checkpoints: bool = False
     mid_task_steps: int | None = None
     mid_task_minutes: float | None = None
+    group_by_length: bool = False  # training batches of similar length (tasks.stream.LengthGroupedBatches)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "LoopSettings":
         trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
         mid = cfg.get("mid_task_checkpoint") or {}
         return cls(trainer, cfg.batch_size, cfg.eval_batch_size, cfg.seed, cfg.get("checkpoint", False),
-                   mid.get("every_n_steps"), mid.get("every_minutes"))  # fmt: skip
+                   mid.get("every_n_steps"), mid.get("every_minutes"), cfg.get("group_by_length", False))  # fmt: skip
 
 
 @dataclass
@@ -94,7 +95,8 @@ class ContinualLoop:
         merged = {k: v for d in out for k, v in d.items()}
         samples = getattr(self.module, "samples", None)  # generated texts a person can read
         if samples:
-            self.results.samples.append({self.stream.task_names[j]: s for j, s in sorted(samples.items())})
+            names = [*self.stream.task_names, *(p.name for p in self.stream.probes)]
+            self.results.samples.append({names[j]: s for j, s in sorted(samples.items())})
         # Accuracies are ratios of counts; rounding drops float32 noise (0.9150000214 -> 0.915).
         every = len(self.stream) + len(self.stream.probes)
         scores = [round(float(merged[f"eval/task{j}/acc"]), 6) for j in range(every)]
@@ -114,7 +116,8 @@ class ContinualLoop:
         self.results.train_examples.append(len(data))
         trainer = self.trainer(logger=self.loggers or False)
         seed = self.settings.seed * 1000 + task_id
-        loader = self.stream.train_loader(data, self.settings.batch_size, seed, trainer.global_rank, trainer.world_size)
+        loader = self.stream.train_loader(data, self.settings.batch_size, seed, trainer.global_rank, trainer.world_size,
+                                          self.settings.group_by_length)  # fmt: skip
         resume_from = None
         if self.settings.mid_task_steps or self.settings.mid_task_minutes:
             steps, minutes = self.settings.mid_task_steps, self.settings.mid_task_minutes

@@ -63,6 +63,7 @@ class CausalLMModule(ContinualModule):
 
     causal_lm = True
     auto_model = AutoModelForCausalLM
+    share_prefix = True  # ranking computes a task's common prompt prefix once per batch (see prompt_cache)
 
     @staticmethod
     def batching(tasks, probes, stream_cfg: DictConfig, tokenizer, backbone) -> PromptAnswer:
@@ -78,8 +79,8 @@ class CausalLMModule(ContinualModule):
                     **schedule) -> "CausalLMModule":  # fmt: skip
         batches, everything = stream.collate, [*stream.tasks, *stream.probes]
         generative = [t for t in everything if t.kind == "generate"]
-        longest = max((len(x) for t in generative for split in (t.train, t.test) for x in split["target_ids"]),
-                      default=0)  # fmt: skip
+        splits = [split for t in generative for split in (t.train, t.test) if len(split)]  # a probe: no training split
+        longest = max((len(x) for split in splits for x in split["target_ids"]), default=0)
         decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer else None
         return cls(CausalLM(backbone), [t.num_classes for t in stream.tasks], stream.scenario, optimizer, **schedule,
                    prompts=batches.prompts, evaluation=cfg.get("evaluation", "rank"), pad_id=batches.pad_id,
@@ -138,25 +139,23 @@ class CausalLMModule(ContinualModule):
         return out
 
     def class_probs(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
-        """Softmax over the candidates' summed answer-token log-likelihoods. The prompt is computed
-        once and its KV cache shared by every candidate (answers are a few tokens, prompts long); prompt
-        learning methods, which rewrite the cache themselves, score each prompt + answer in full."""
+        """Softmax over the candidates' summed answer-token log-likelihoods. The task's prompt prefix
+        (chat template and instruction, the same in every row) is computed once per batch and the
+        rest of each prompt once per row, their KV cache shared by every candidate (answers are a
+        few tokens, prompts long); prompt learning methods, which rewrite the cache themselves,
+        score each prompt + answer in full."""
         answers, prompts = self.candidates(head), self.prompt_ids(batch)
         peft_config = getattr(self.network.backbone, "active_peft_config", None)
         if getattr(peft_config, "is_prompt_learning", False):
             return self.class_probs_in_full(prompts, answers)
-        ids, mask = (x.to(self.device) for x in pad(prompts, self.pad_id, "left"))
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)
-        out = self.network.backbone(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
-                                    logits_to_keep=1)  # fmt: skip
-        first = out.logits[:, -1].float().log_softmax(-1)  # predicts every answer's first token
-        scores = first[:, [a[0] for a in answers]]
+        prefix = self.prompts[int(batch["task_ids"][0])].prefix if self.share_prefix else []
+        cache, mask, positions, next_logp = self.prompt_cache(prompts, prefix)
+        scores = next_logp[:, [a[0] for a in answers]]  # every answer's first token
         tail = max(len(a) for a in answers) - 1
         if tail == 0:  # one-token answers: the prompt's last position scores them all
             return scores.softmax(-1)
         # The rest of each answer, every candidate a row of its own over the shared prompt cache.
         k, rows = len(answers), len(prompts)
-        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
         cache.batch_repeat_interleave(k)
         given = torch.tensor([a[:-1] + [self.pad_id] * (tail + 1 - len(a)) for a in answers], device=self.device)
         wanted = torch.tensor([a[1:] + [0] * (tail + 1 - len(a)) for a in answers], device=self.device)
@@ -169,6 +168,27 @@ class CausalLMModule(ContinualModule):
         ).logits.float().log_softmax(-1)  # fmt: skip
         rest = logits.gather(-1, wanted.repeat(rows, 1).unsqueeze(-1)).squeeze(-1) * real.repeat(rows, 1)
         return (scores + rest.sum(-1).view(rows, k)).softmax(-1)
+
+    def prompt_cache(self, prompts: list[list[int]], prefix: list[int]):
+        """The KV cache of a batch of prompts, its attention mask and positions, and the next-token
+        log-probabilities after each prompt. When every prompt starts
+        with ``prefix``, the prefix is computed once and the rows continue from it, padded between
+        prefix and text (``prefix | pads | rest``; masks and positions skip the pads)."""
+        n = len(prefix) if prefix and all(p[: len(prefix)] == prefix and len(p) > len(prefix) for p in prompts) else 0
+        cache, shared = None, torch.ones(len(prompts), n, dtype=torch.long, device=self.device)
+        if n:
+            ids = torch.tensor([prefix], device=self.device)
+            out = self.network.backbone(input_ids=ids, use_cache=True, logits_to_keep=1)
+            cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+            cache.batch_repeat_interleave(len(prompts))
+        ids, mask = (x.to(self.device) for x in pad([p[n:] for p in prompts], self.pad_id, "left"))
+        mask = torch.cat([shared, mask], 1)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        extra = {self.network.cache_argument: cache} if cache is not None else {}
+        out = self.network.backbone(input_ids=ids, attention_mask=mask, position_ids=positions[:, n:], use_cache=True,
+                                    logits_to_keep=1, **extra)  # fmt: skip
+        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        return cache, mask, positions, out.logits[:, -1].float().log_softmax(-1)
 
     def class_probs_in_full(self, prompts: list[list[int]], answers: list[list[int]]) -> torch.Tensor:
         seqs = [p + a for p in prompts for a in answers]
