@@ -96,13 +96,14 @@ def test_general_probes_are_scored_beside_the_matrix(run_synthetic):
     assert "filler" in res.table().splitlines()[0]
 
 
-def test_probe_perplexity_equals_a_direct_computation(build_synthetic):
+@pytest.mark.parametrize("budget", [2**25, 1])  # the whole batch at once, or one row at a time
+def test_probe_perplexity_equals_a_direct_computation(build_synthetic, budget):
     exp = build_synthetic(*GEN)
     module, probe = exp.module.eval(), exp.stream.probes[0]
     j = len(exp.stream.tasks)
     rows = [probe.test[i] for i in range(5)]
     with torch.no_grad():
-        module.perplexity_step(exp.stream.collate(rows), j)
+        module.perplexity_step(exp.stream.collate(rows), j, logits_budget=budget)
         got = float(module.accuracy[j].compute())
         nll, count = 0.0, 0
         for r in rows:  # each text alone, no padding

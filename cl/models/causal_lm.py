@@ -252,13 +252,19 @@ class CausalLMModule(ContinualModule):
             return self.generate_classes(batch, head)
         return super().predict(batch, head)
 
-    def perplexity_step(self, batch: dict[str, torch.Tensor], j: int) -> None:
-        """Perplexity of the probe's texts: every token predicted from the real ones before it."""
+    def perplexity_step(self, batch: dict[str, torch.Tensor], j: int, logits_budget: int = 2**25) -> None:
+        """Perplexity of the probe's texts: every token predicted from the real ones before it. Rows
+        go through in chunks whose vocabulary-wide logits stay under ``logits_budget`` elements
+        (128 MB in fp32): a whole batch's would be 16 x 128 x 49k for SmolLM2, and grows with the
+        vocabulary (Llama 3: 128k) and the text length; the metric sums over chunks exactly."""
         ids, mask = batch["input_ids"], batch["attention_mask"]
-        positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
-        logits = self.network.backbone(input_ids=ids, attention_mask=mask, position_ids=positions).logits
-        scored = (mask[:, :-1] * mask[:, 1:]).bool()  # a real token predicted from a real token
-        self.accuracy[j].update(logits[:, :-1].float(), ids[:, 1:].masked_fill(~scored, -100))
+        rows = max(1, logits_budget // (ids.shape[1] * self.network.backbone.config.vocab_size))
+        for start in range(0, len(ids), rows):
+            part_ids, part_mask = ids[start : start + rows], mask[start : start + rows]
+            positions = (part_mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
+            out = self.network.backbone(input_ids=part_ids, attention_mask=part_mask, position_ids=positions)
+            scored = (part_mask[:, :-1] * part_mask[:, 1:]).bool()  # a real token predicted from a real token
+            self.accuracy[j].update(out.logits[:, :-1].float(), part_ids[:, 1:].masked_fill(~scored, -100))
         self.log(f"eval/task{j}/acc", self.accuracy[j], add_dataloader_idx=False, batch_size=len(ids))
 
     def distributions(self, batch: dict[str, torch.Tensor], outputs: AnswerLogits | None = None) -> Distributions:
