@@ -16,3 +16,11 @@ def test_padding_shares_on_the_synthetic_stream(build_synthetic):
 def test_table_marks_failures():
     out = table([("a", "1.0", "<= 2", True), ("b", "3.0", "<= 2", False), ("c", "x", "", None)])
     assert "| a | 1.0 | <= 2 | yes |" in out and "| b | 3.0 | <= 2 | NO |" in out and "| c | x |  |  |" in out
+
+
+def test_benchmarks_find_the_configs():
+    from pathlib import Path
+
+    from cl.analysis.timing import CONFIGS
+
+    assert (Path(CONFIGS) / "config.yaml").is_file()

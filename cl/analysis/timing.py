@@ -12,7 +12,7 @@ from hydra import compose, initialize_config_dir
 from cl.engine.build import build
 from cl.engine.loop import Experiment
 
-CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
+CONFIGS = str(Path(__file__).resolve().parents[2] / "configs")  # the repository's configs/
 QUIET = ["logger=none", "trainer.enable_progress_bar=false"]
 
 
