@@ -18,4 +18,4 @@ python -m cl.run -m "${common[@]}" strategy=replay,distill,freeze,low_lr,joint
 python -m cl.run -m "${common[@]}" strategy=lora strategy.lora.method=ia3 strategy.lora.lr="$lora_lr" \
   'hydra.sweep.subdir=ia3'
 python -m cl.run -m "${common[@]}" strategy=mc_dropout
-python -m cl.analysis.report "$out" > "$out/table.md"
+python -m cl.analysis.report "$out" --runs --markdown "$out/table.md"

@@ -109,3 +109,14 @@ def test_paper_templates_fill_every_placeholder(tmp_path):
         build.render(ROOT / "paper" / name, tmp_path / name, json.loads(json.dumps(stats)), name.endswith(".tex.in"))
         text = (tmp_path / name).read_text()
         assert "{{" not in text and "0.520 ± " in text.replace(r" $\pm$ ", " ± ")
+
+
+def test_per_run_table_shows_the_general_drops_and_the_peft_method(run_synthetic, tmp_path):
+    from cl.analysis.report import label
+
+    run_synthetic("experiment=synthetic_instruct", "~stream.tasks.g2", "trainer.max_epochs=1", out=tmp_path / "r" / "a")
+    main([str(tmp_path / "r"), "--runs", "--markdown", str(tmp_path / "t.md")])
+    head = (tmp_path / "t.md").read_text().splitlines()[0]
+    assert "general_drop/filler" in head and "general_drop/other" in head
+    run = {"strategy": "lora", "config": {"strategy": {"lora": {"method": "ia3"}}}}
+    assert label(run) == "lora (ia3)" and label(run | {"config": {"strategy": None}}) == "lora"

@@ -191,16 +191,25 @@ def latex_table(head: list[str], body: list[list[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def label(run: dict) -> str:
+    """The strategy's name, with the PEFT method when it is not LoRA (``lora (ia3)``)."""
+    method = ((run["config"].get("strategy") or {}).get("lora") or {}).get("method", "lora")
+    return run["strategy"] if method == "lora" else f"{run['strategy']} ({method})"
+
+
 def runs_table(runs: list[dict]) -> str:
-    """One row per run (the table of a single-seed comparison)."""
-    head = ["strategy", "seed", "acc", "avg_incremental_acc", "bwt", "forgetting", "learning_acc",
-            "trainable params", "train + eval s", "status"]  # fmt: skip
+    """One row per run (the table of a single-seed comparison), with the general-ability probes'
+    drops (``general_drop/<probe>``) when the runs have probes."""
+    drops = sorted({m for r in runs for m in r["metrics"] if m.startswith("general_drop/")})
+    head = ["strategy", "seed", "acc", "avg_incremental_acc", "bwt", "forgetting", "learning_acc", *drops,
+            "trainable params", "train + eval s", "peak RSS MB", "status"]  # fmt: skip
     body = []
     for r in sorted(runs, key=lambda r: (r["stream"], -(r["metrics"]["acc"] or 0), r["seed"])):
         m = r["metrics"]
-        cells = [r["strategy"], str(r["seed"]), *(fmt(m[c]) for c in head[2:7])]
+        cells = [label(r), str(r["seed"]), *(fmt(m[c]) for c in head[2:7]), *(fmt(m.get(d)) for d in drops)]
         wall = r["initial_eval_seconds"] + sum(r["train_seconds"]) + sum(r["eval_seconds"])
         cells += [f"{r['trainable_params'][-1]:,}" if r["trainable_params"] else "n/a", f"{wall:.0f}"]
+        cells.append(fmt(r.get("peak_memory", {}).get("rss_mb"), 0))
         cells.append(r["status"] if r["status"] == "finished" else f"{r['status']} ({r['completed_tasks']} tasks)")
         body.append(cells)
     return markdown_table(head, body)
