@@ -16,6 +16,8 @@ from typing_extensions import override
 from cl.engine.callback import ContinualCallback, ExampleMemory
 from tasks.batching import SLOTS
 
+TOKENS = ("input_ids", "target_ids")  # a row's token columns: the text, and a generative row's response
+
 
 class Replay(ContinualCallback, ExampleMemory):
     """Args:
@@ -44,9 +46,10 @@ class Replay(ContinualCallback, ExampleMemory):
     @override
     def on_task_end(self, module, task_id, stream, data) -> None:
         own = data.filter(lambda t: t == task_id, input_columns="task_id")  # not what joint added
+        tokens = [c for c in TOKENS if c in own.column_names]  # a generative task's response too
         examples = [
-            {"input_ids": np.asarray(r["input_ids"], dtype=np.int32), "label": r["label"], "task_id": task_id}
-            for r in own.select_columns(["input_ids", "label"])
+            {**{c: np.asarray(r[c], dtype=np.int32) for c in tokens}, "label": r["label"], "task_id": task_id}
+            for r in own.select_columns([*tokens, "label"])
         ]
         if self.selection == "reservoir":
             self._reservoir(examples)
@@ -55,7 +58,8 @@ class Replay(ContinualCallback, ExampleMemory):
         self._check_same_on_every_rank()
 
     def digest(self) -> int:
-        parts = (ex["input_ids"].tobytes() + f"|{ex['label']},{ex['task_id']};".encode() for ex in self.buffer)
+        tokens = lambda ex: b"".join(ex[c].tobytes() + b"|" for c in TOKENS if c in ex)  # noqa: E731
+        parts = (tokens(ex) + f"{ex['label']},{ex['task_id']};".encode() for ex in self.buffer)
         return zlib.crc32(b"".join(parts))
 
     def _check_same_on_every_rank(self) -> None:
@@ -107,20 +111,20 @@ class Replay(ContinualCallback, ExampleMemory):
     def report(self) -> dict[str, float]:
         return {
             "memory_examples": len(self.buffer),
-            "memory_bytes": sum(ex["input_ids"].nbytes + 16 for ex in self.buffer),
+            "memory_bytes": sum(sum(ex[c].nbytes for c in TOKENS if c in ex) + 16 for ex in self.buffer),
             "memory_tasks": len({ex["task_id"] for ex in self.buffer}),
         }
 
     @override
     def state_dict(self) -> dict:
         # Tensors and plain values only: checkpoints are loaded with weights_only=True.
-        buffer = [{**ex, "input_ids": torch.from_numpy(ex["input_ids"])} for ex in self.buffer]
+        buffer = [{**ex, **{c: torch.from_numpy(ex[c]) for c in TOKENS if c in ex}} for ex in self.buffer]
         return {"buffer": buffer, "seen": self.seen, "rng": self.rng.bit_generator.state,
                 "generator": self.generator.get_state()}  # fmt: skip
 
     @override
     def load_state_dict(self, state: dict) -> None:
-        self.buffer = [{**ex, "input_ids": ex["input_ids"].numpy()} for ex in state["buffer"]]
+        self.buffer = [{**ex, **{c: ex[c].numpy() for c in TOKENS if c in ex}} for ex in state["buffer"]]
         self.seen = state["seen"]
         self.rng.bit_generator.state = state["rng"]
         self.generator.set_state(state["generator"])

@@ -85,7 +85,8 @@ class ContinualCallback(L.Callback):
 
 class ExampleMemory:
     """Declares that a strategy keeps a memory of earlier examples, as rows ``stream.collate`` takes
-    (``input_ids``, ``label``, ``task_id``); the ``slots`` batch key indexes ``memory_examples()``."""
+    (``input_ids``, ``label``, ``task_id``, and a generative row's ``target_ids``); the ``slots``
+    batch key indexes ``memory_examples()``."""
 
     def memory_examples(self) -> list[dict]:
         raise NotImplementedError

@@ -54,3 +54,18 @@ def test_a_merged_batch_is_encoded_as_its_parts_without_extra_padding(build_synt
         together = module.encode(merged)
         apart = torch.cat([module.encode(short), module.encode(stream.collate(long_rows))])
     assert torch.allclose(together, apart, atol=1e-5)
+
+
+def test_generative_examples_are_replayed_with_their_responses(build_synthetic, tmp_path):
+    """A generative task's memory keeps its responses: replaying it while a later task trains
+    needs them (and a checkpoint keeps them)."""
+    exp = build_synthetic("experiment=synthetic_instruct", "strategy=replay", "strategy.replay.memory_size=20",
+                          "trainer.max_epochs=1")  # fmt: skip
+    res = execute(exp, str(tmp_path))
+    assert res.status == "finished", res.error
+    replay = exp.callbacks[0]
+    generative = [ex for ex in replay.buffer if "target_ids" in ex]
+    assert generative and all(len(ex["target_ids"]) for ex in generative)
+    again = type(replay)(memory_size=20)
+    again.load_state_dict(replay.state_dict())
+    assert again.digest() == replay.digest()
