@@ -38,6 +38,10 @@ class CausalLM(nn.Module):
         forward = inspect.signature(type(backbone).forward).parameters
         self.cache_argument = "cache" if "cache" in forward else "past_key_values"
 
+    def returned_cache(self, out):
+        """The KV cache a forward returned (``cache`` in transformers 5.x, ``past_key_values`` before)."""
+        return out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+
     def last_logits(self, ids: torch.Tensor, mask: torch.Tensor, keep: int) -> torch.Tensor:
         """Logits at the last ``keep`` positions, ``[batch, keep, vocab]``."""
         positions = (mask.cumsum(-1) - 1).clamp(min=0)  # left padding: real tokens count from 0
@@ -179,7 +183,7 @@ class CausalLMModule(ContinualModule):
         if n:
             ids = torch.tensor([prefix], device=self.device)
             out = self.network.backbone(input_ids=ids, use_cache=True, logits_to_keep=1)
-            cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+            cache = self.network.returned_cache(out)
             cache.batch_repeat_interleave(len(prompts))
         ids, mask = (x.to(self.device) for x in pad([p[n:] for p in prompts], self.pad_id, "left"))
         mask = torch.cat([shared, mask], 1)
@@ -187,7 +191,7 @@ class CausalLMModule(ContinualModule):
         extra = {self.network.cache_argument: cache} if cache is not None else {}
         out = self.network.backbone(input_ids=ids, attention_mask=mask, position_ids=positions[:, n:], use_cache=True,
                                     logits_to_keep=1, **extra)  # fmt: skip
-        cache = out.cache if getattr(out, "cache", None) is not None else out.past_key_values
+        cache = self.network.returned_cache(out)
         return cache, mask, positions, out.logits[:, -1].float().log_softmax(-1)
 
     def class_probs_in_full(self, prompts: list[list[int]], answers: list[list[int]]) -> torch.Tensor:
