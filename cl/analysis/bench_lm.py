@@ -22,14 +22,13 @@ PRESET = "experiment=text4_lm"
 
 
 class TokenCount(L.Callback):
-    """Real and padded tokens of every training batch."""
+    """Real (not padding) tokens of every training batch."""
 
     def __init__(self):
-        self.real, self.padded = [], []
+        self.real: list[int] = []
 
     def on_train_batch_start(self, trainer, module, batch, batch_idx) -> None:
         self.real.append(int(batch["attention_mask"].sum()))
-        self.padded.append(batch["attention_mask"].numel())
 
 
 def train_rate(precision: str, task: int, steps: int, out: str) -> float:
