@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from datasets import Dataset
+from datasets import Dataset, Value, concatenate_datasets
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
@@ -143,15 +143,22 @@ class Stream:
         return ResumableLoader(data, batch_size, shuffle=True, generator=gen, collate_fn=self.collate)
 
     def test_loaders(self, batch_size: int, rank: int = 0, world: int = 1) -> list[DataLoader]:
+        """The scored split of every task, then every probe (``eval_loader``)."""
+        return [self.eval_loader(self.scored_split(t), batch_size, rank, world) for t in [*self.tasks, *self.probes]]
+
+    def validation_loader(self, task_id: int, batch_size: int, rank: int = 0, world: int = 1) -> DataLoader:
+        """Task ``task_id``'s validation split, to choose among its training epochs."""
+        task = self.tasks[task_id]
+        if task.validation is None:
+            raise ValueError(f"task {task.name!r} has no validation split: set stream.validation_fraction (e.g. 0.2)")
+        return self.eval_loader(task.validation, batch_size, rank, world)
+
+    def eval_loader(self, split: Dataset, batch_size: int, rank: int = 0, world: int = 1) -> DataLoader:
         """Accuracy does not depend on order, so evaluation sorts by length: batches of similar length
         waste little compute on padding. Process ``rank`` of ``world`` takes every ``world``-th example,
         none repeated, so counts summed over processes are exact."""
-        loaders = []
-        for task in [*self.tasks, *self.probes]:
-            split = self.scored_split(task)
-            order = sorted(range(len(split)), key=split["length"].__getitem__, reverse=True)
-            loaders.append(DataLoader(split, batch_size, sampler=order[rank::world], collate_fn=self.collate))
-        return loaders
+        order = sorted(range(len(split)), key=split["length"].__getitem__, reverse=True)
+        return DataLoader(split, batch_size, sampler=order[rank::world], collate_fn=self.collate)
 
     def scored_split(self, task: Task) -> Dataset:
         """The split a task is scored on: its test split, or its validation split when choosing
@@ -163,6 +170,18 @@ class Stream:
     def merge(self, a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """One batch of two, padded on the side this stream's collate pads (``tasks.batching.merge``)."""
         return merge(a, b, self.collate.pad_id, self.collate.side)
+
+
+def union(splits: list[Dataset]) -> Dataset:
+    """Several tasks' rows as one dataset (joint and multitask training). Each task has its own class
+    names, so labels become plain integers first (Arrow will not join differing ClassLabels), and
+    classification rows get an empty response so they can join generative tasks' rows."""
+    parts = [split.cast_column("label", Value("int64")) for split in splits]
+    response = next((p.features["target_ids"] for p in parts if "target_ids" in p.column_names), None)
+    if response is not None:
+        empty = lambda p: p.add_column("target_ids", [[]] * len(p)).cast_column("target_ids", response)  # noqa: E731
+        parts = [p if "target_ids" in p.column_names else empty(p) for p in parts]
+    return concatenate_datasets(parts)
 
 
 def prepare_tasks(cfg: DictConfig, tokenizer, seed: int, probes: bool = False) -> list[Task]:

@@ -17,6 +17,8 @@ STRATEGIES = {
     "freeze": ["strategy=freeze", "strategy.freeze.layers=1"],
     "mc_dropout": ["strategy=mc_dropout"],
     "replay": ["strategy=replay"],
+    "step_matched": ["strategy=step_matched"],
+    "single_task": ["strategy=single_task"],
     "distill": ["strategy=distill"],
     "lora": ["strategy=lora"],
     "lora_shared": ["strategy=lora", "strategy.lora.mode=shared"],

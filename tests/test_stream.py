@@ -131,15 +131,15 @@ def test_collate_pads_to_the_longest_in_the_batch():
 
 
 def test_a_validation_split_is_held_out_of_training_and_can_be_evaluated(build_synthetic, run_synthetic):
-    exp = build_synthetic("+stream.validation_fraction=0.25")
+    exp = build_synthetic("stream.validation_fraction=0.25")
     for task in exp.stream.tasks:
         train, val, test = (set(map(tuple, s["input_ids"])) for s in (task.train, task.validation, task.test))
         assert len(task.validation) == 16 and len(task.train) == 48  # a quarter of 32 per class, per class
         assert not train & val and sorted(task.validation["label"]) == [0] * 8 + [1] * 8
-    res = run_synthetic("+stream.validation_fraction=0.25", "+stream.evaluate_on=validation", "trainer.max_epochs=1")
+    res = run_synthetic("stream.validation_fraction=0.25", "stream.evaluate_on=validation", "trainer.max_epochs=1")
     assert res.evaluated_on == "validation" and res.test_examples == [16, 16, 16]
     with pytest.raises(ValueError, match="needs stream.validation_fraction"):
-        build_synthetic("+stream.evaluate_on=validation")
+        build_synthetic("stream.evaluate_on=validation")
 
 
 def varied_lengths(n=200, seed=0):

@@ -92,6 +92,22 @@ def check_fits_positions(cfg: DictConfig, backbone, extra_tokens: int = 0) -> No
         )
 
 
+def check_selection(cfg: DictConfig) -> None:
+    chosen = cfg.get("selection") or {}
+    known = {"monitor", "patience", "min_delta", "val_check_interval"}
+    if unknown := set(chosen) - known:
+        raise ValueError(f"selection.{sorted(unknown)[0]} is not a setting; selection's settings are {sorted(known)}")
+    if chosen.get("patience") is not None:
+        positive_int("selection.patience", chosen.patience)
+    if chosen.get("monitor") and not cfg.stream.get("validation_fraction"):
+        raise ValueError(
+            "selection.monitor=true chooses among each task's epochs on its validation split, and the stream "
+            "has none: set stream.validation_fraction (e.g. 0.2, held out of each task's training data)"
+        )
+    if chosen.get("patience") is not None and not chosen.get("monitor"):
+        raise ValueError("selection.patience stops a task on its validation score: set selection.monitor=true too")
+
+
 def check_settings(cfg: DictConfig) -> None:
     """Everything that can be checked from the config alone, in the order a user reads it."""
     if isinstance(cfg.seed, bool) or not isinstance(cfg.seed, int) or cfg.seed < 0:
@@ -109,6 +125,7 @@ def check_settings(cfg: DictConfig) -> None:
         raise ValueError(f"mid_task_checkpoint.every_minutes must be a positive number, got {minutes!r}")
     if mid.get("every_n_steps") and minutes:
         raise ValueError("set one of mid_task_checkpoint.every_n_steps and every_minutes, not both (Lightning's rule)")
+    check_selection(cfg)
     ratio = cfg.scheduler.warmup_ratio
     if not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
         raise ValueError(f"scheduler.warmup_ratio must be a number in [0, 1], got {ratio!r}")

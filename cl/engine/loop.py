@@ -2,7 +2,7 @@
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
@@ -10,11 +10,12 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from cl.engine import checkpoint, mid_task
+from cl.engine import checkpoint, mid_task, selection
 from cl.engine.callback import ContinualCallback
 from cl.engine.loggers import log_final, log_task
 from cl.engine.module import ContinualModule
 from cl.engine.results import RunResults
+from cl.engine.selection import SelectionSettings
 from tasks.stream import Stream
 
 log = logging.getLogger(__name__)
@@ -34,13 +35,15 @@ class LoopSettings:
     mid_task_steps: int | None = None
     mid_task_minutes: float | None = None
     group_by_length: bool = False  # training batches of similar length (tasks.stream.LengthGroupedBatches)
+    selection: SelectionSettings = field(default_factory=SelectionSettings)  # per-task model selection
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "LoopSettings":
         trainer = OmegaConf.to_container(cfg.trainer, resolve=True)
         mid = cfg.get("mid_task_checkpoint") or {}
         return cls(trainer, cfg.batch_size, cfg.eval_batch_size, cfg.seed, cfg.get("checkpoint", False),
-                   mid.get("every_n_steps"), mid.get("every_minutes"), cfg.get("group_by_length", False))  # fmt: skip
+                   mid.get("every_n_steps"), mid.get("every_minutes"), cfg.get("group_by_length", False),
+                   SelectionSettings.from_config(cfg.get("selection")))  # fmt: skip
 
 
 @dataclass
@@ -77,7 +80,13 @@ class ContinualLoop:
     def trainer(self, logger, extra_callbacks: list | None = None) -> L.Trainer:
         kwargs = dict(self.settings.trainer)
         if extra_callbacks:
-            kwargs["enable_checkpointing"] = True  # mid-task checkpoints are Lightning's own
+            kwargs["enable_checkpointing"] = True  # mid-task and best-score checkpoints are Lightning's own
+        if self.settings.selection.monitor:
+            # Validation updates the same score metrics the test loop resets; tensors made under
+            # inference mode cannot be updated outside it, so evaluation runs under no_grad.
+            kwargs["inference_mode"] = False
+            if self.settings.selection.val_check_interval:
+                kwargs["val_check_interval"] = self.settings.selection.val_check_interval
         # Other tasks' heads get no gradient in a step, which plain DDP treats as an error.
         if kwargs.get("strategy") == "ddp":
             kwargs["strategy"] = "ddp_find_unused_parameters_true"
@@ -104,37 +113,57 @@ class ContinualLoop:
             self.results.general.append(scores[len(self.stream) :])
         return scores[: len(self.stream)]
 
-    def train_task(self, task_id: int) -> float:
+    def unchanged(self) -> list[float]:
+        """The scores of a model that nothing trained since its last evaluation: that evaluation's."""
+        res = self.results
+        if res.general:
+            res.general.append(list(res.general[-1]))
+        if res.samples:
+            res.samples.append(res.samples[-1])
+        return list(res.accuracy_matrix[-1] if res.accuracy_matrix else res.initial_accuracy)
+
+    def train_task(self, task_id: int) -> float | None:
+        """Train on task ``task_id``; ``None`` when its strategies leave nothing to train on."""
         self.module.task_id = task_id
         data = self.stream.tasks[task_id].train
         for cb in self.cl_callbacks:
             data = cb.train_data(self.module, task_id, self.stream, data)
+        self.results.train_examples.append(len(data))
+        if len(data) == 0:  # e.g. multitask after its one training: no hook runs, the model stays as it is
+            return None
         data = data.add_column("row", list(range(len(data))))
         for cb in self.cl_callbacks:
             cb.on_task_start(self.module, task_id, self.stream, data)
         self.trained |= {n for n, p in self.module.named_parameters() if p.requires_grad}
-        self.results.train_examples.append(len(data))
         trainer = self.trainer(logger=self.loggers or False)
         seed = self.settings.seed * 1000 + task_id
         loader = self.stream.train_loader(data, self.settings.batch_size, seed, trainer.global_rank, trainer.world_size,
                                           self.settings.group_by_length)  # fmt: skip
-        resume_from = None
+        extra, resume_from = [], None
         if self.settings.mid_task_steps or self.settings.mid_task_minutes:
             steps, minutes = self.settings.mid_task_steps, self.settings.mid_task_minutes
-            extra = mid_task.callbacks(self.out_dir, task_id, steps, minutes, loader)
-            trainer = self.trainer(self.loggers or False, extra)
+            extra += mid_task.callbacks(self.out_dir, task_id, steps, minutes, loader)
             found = mid_task.path(self.out_dir, task_id)
             resume_from = found if found.exists() else None
             if resume_from:
                 log.info("continuing task %d from its mid-task checkpoint %s", task_id, found)
+        chooser, validation = [], None
+        if self.settings.selection.monitor:
+            chooser = selection.callbacks(self.out_dir, task_id, self.settings.selection)
+            validation = self.stream.validation_loader(task_id, self.settings.eval_batch_size, trainer.global_rank,
+                                                       trainer.world_size)  # fmt: skip
+        if extra or chooser:
+            trainer = self.trainer(self.loggers or False, [*extra, *chooser])
         # Lightning keeps each submodule's train/eval mode across test(); training starts in train
         # mode, and strategies that want parts in eval mode set that in their own hooks.
         self.module.train()
         start = time.perf_counter()
-        trainer.fit(self.module, train_dataloaders=loader, ckpt_path=resume_from, weights_only=True)
+        trainer.fit(self.module, loader, validation, ckpt_path=resume_from, weights_only=True)
         seconds = time.perf_counter() - start
         if trainer.interrupted:
             raise KeyboardInterrupt(f"training interrupted during task {task_id}")
+        if chooser:
+            self.results.validation.append(selection.restore_best(self.module, chooser, trainer))
         for cb in self.cl_callbacks:
             cb.on_task_end(self.module, task_id, self.stream, data)
         return seconds
@@ -164,8 +193,9 @@ class ContinualLoop:
         for t in range(res.completed_tasks, len(self.stream)):
             train_s = self.train_task(t)
             start = time.perf_counter()
-            row = self.evaluate()
-            eval_s = time.perf_counter() - start
+            row = self.evaluate() if train_s is not None else self.unchanged()
+            eval_s = time.perf_counter() - start if train_s is not None else 0.0
+            train_s = train_s or 0.0
             res.accuracy_matrix.append(row)
             res.train_seconds.append(train_s)
             res.eval_seconds.append(eval_s)

@@ -14,6 +14,8 @@ import torch
 from torchmetrics import MeanMetric
 from transformers import get_scheduler
 
+from cl.engine import selection
+
 
 @dataclass
 class Distributions:
@@ -118,12 +120,22 @@ class ContinualModule(L.LightningModule):
         """Predicted class of each example (head-space ids; -1 for an answer that matches no class)."""
         return self.predict_proba(batch, head).argmax(-1)
 
+    def score_key(self, j: int) -> str:
+        """Where task ``j``'s score is logged: the matrix's ``eval/task<j>/acc``, or while training
+        validates the current task, the score per-task model selection monitors."""
+        validating = self._trainer is not None and self._trainer.validating
+        return selection.KEY if validating else f"eval/task{j}/acc"
+
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int, dataloader_idx: int = 0) -> None:
         preds = self.predict(batch, self.head_of(dataloader_idx))
         correct = (preds == self.head_labels(batch["labels"], batch["task_ids"])).float()
         metric = self.accuracy[dataloader_idx]
         metric.update(correct)
-        self.log(f"eval/task{dataloader_idx}/acc", metric, add_dataloader_idx=False, batch_size=len(preds))
+        self.log(self.score_key(dataloader_idx), metric, add_dataloader_idx=False, batch_size=len(preds))
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        """The task being trained, scored on its validation split (``cl.engine.selection``)."""
+        self.test_step(batch, batch_idx, self.task_id)
 
     def configure_optimizers(self):
         groups = [{"params": [p for p in self.parameters() if p.requires_grad]}]

@@ -91,9 +91,12 @@ class RunResults:
     general_names: list[str] = field(default_factory=list)
     general_kinds: list[str] = field(default_factory=list)
     general: list[list[float]] = field(default_factory=list)
+    # Per task, with per-task model selection (cl.engine.selection): the validation scores along its
+    # training, which of them was chosen, and the epochs trained.
+    validation: list[dict] = field(default_factory=list)
 
     PER_TASK = ("accuracy_matrix", "train_seconds", "eval_seconds", "train_examples", "trainable_params",
-                "strategy_report")  # fmt: skip
+                "strategy_report", "validation")  # fmt: skip
 
     @classmethod
     def load(cls, out_dir: str | Path) -> "RunResults":

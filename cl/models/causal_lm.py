@@ -20,6 +20,7 @@ from torch import nn
 from torchmetrics.text import Perplexity
 from transformers import AutoModelForCausalLM
 
+from cl.engine import selection
 from cl.engine.module import ContinualModule, Distributions
 from cl.models.scores import make_metric, update
 from tasks.batching import PromptAnswer, pad
@@ -235,7 +236,7 @@ class CausalLMModule(ContinualModule):
         if kind == "classify" and j >= self.num_tasks:  # a probe: its own labels, its own answers
             correct = (self.predict(batch, j) == batch["labels"]).float()
             self.accuracy[j].update(correct)
-            self.log(f"eval/task{j}/acc", self.accuracy[j], add_dataloader_idx=False, batch_size=len(correct))
+            self.log(self.score_key(j), self.accuracy[j], add_dataloader_idx=False, batch_size=len(correct))
             return None
         if kind == "classify":
             return super().test_step(batch, batch_idx, dataloader_idx)
@@ -246,7 +247,9 @@ class CausalLMModule(ContinualModule):
         preds = [self.decode(o if o is not None else []) for o in outs]
         references = [self.decode(r) for r in refs]
         update(self.accuracy[j], self.scores[j], preds, references)
-        self.log(f"eval/task{j}/acc", self.accuracy[j], add_dataloader_idx=False, batch_size=len(preds))
+        self.log(self.score_key(j), self.accuracy[j], add_dataloader_idx=False, batch_size=len(preds))
+        if self.score_key(j) == selection.KEY:  # samples are kept from the matrix's evaluations only
+            return
         kept = self.samples.setdefault(j, [])
         for p, ref, out in list(zip(prompts, references, preds))[: self.samples_per_task - len(kept)]:
             kept.append({"prompt": self.decode(p), "reference": ref, "output": out})
@@ -269,7 +272,7 @@ class CausalLMModule(ContinualModule):
             out = self.network.backbone(input_ids=part_ids, attention_mask=part_mask, position_ids=positions)
             scored = (part_mask[:, :-1] * part_mask[:, 1:]).bool()  # a real token predicted from a real token
             self.accuracy[j].update(out.logits[:, :-1].float(), part_ids[:, 1:].masked_fill(~scored, -100))
-        self.log(f"eval/task{j}/acc", self.accuracy[j], add_dataloader_idx=False, batch_size=len(ids))
+        self.log(self.score_key(j), self.accuracy[j], add_dataloader_idx=False, batch_size=len(ids))
 
     def distributions(self, batch: dict[str, torch.Tensor], outputs: AnswerLogits | None = None) -> Distributions:
         """The next-token distribution over the whole vocabulary at every answer token (and eos)."""
