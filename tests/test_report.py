@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from cl.analysis.report import load_runs, main, mean_ci, summarize
+from cl.analysis.inference import t_interval
+from cl.analysis.report import load_runs, main, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,9 +33,9 @@ def write(root: Path, runs: list[dict]) -> None:
 
 
 def test_mean_ci_uses_student_t():
-    mean, half, n = mean_ci([1.0, 2.0, 3.0])
-    assert (mean, n) == (2.0, 3) and half == pytest.approx(4.303 * 1.0 / math.sqrt(3))
-    assert math.isnan(mean_ci([5.0])[1])
+    mean, half, n = t_interval([1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3) and half == pytest.approx(4.303 * 1.0 / math.sqrt(3), rel=1e-4)
+    assert math.isnan(t_interval([5.0])[1])
 
 
 def test_paired_differences_cancel_what_seeds_share(tmp_path):
@@ -47,7 +48,8 @@ def test_paired_differences_cancel_what_seeds_share(tmp_path):
     write(tmp_path, runs)
     stats = summarize(load_runs([str(tmp_path)]))
     replay = stats["strategies"]["replay"]
-    assert replay["acc"][2] == 8 and replay["acc"][1] > 0.05  # seed noise in the raw mean
+    assert replay["acc"][2] == 4 and replay["runs"] == 8  # seeds are the independent units
+    assert replay["acc"][1] > 0.05  # seed noise in the raw mean
     assert replay["paired"]["acc"][0] == pytest.approx(0.05) and replay["paired"]["acc"][1] == pytest.approx(0)
     assert replay["paired"]["forgetting"][0] == pytest.approx(-0.2)
     assert stats["orders"] == ["0-1", "1-0"] and not replay["missing"]
@@ -59,13 +61,13 @@ def test_missing_seeds_are_marked_not_averaged_quietly(tmp_path, capsys):
     write(tmp_path / "runs", runs)
     main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
     out = capsys.readouterr().out
-    assert "| lora | 2* |" in out
+    assert "| lora | 2 (2)* |" in out
     summary = (tmp_path / "out" / "summary.md").read_text()
     assert "missing runs (not averaged in): lora: seed2/orderdefault" in summary
     for name in ("heatmaps", "along_stream", "acc_vs_forgetting", "acc_vs_cost"):
         assert (tmp_path / "out" / f"{name}.png").stat().st_size > 0 and (tmp_path / "out" / f"{name}.pdf").exists()
     latex = (tmp_path / "out" / "table_main.tex").read_text()
-    assert r"\begin{tabular}" in latex and r"lora & 2* & 0.700 $\pm$ 0.000" in latex  # n=2 still has a CI
+    assert r"\begin{tabular}" in latex and r"lora & 2 (2)* & 0.700 $\pm$ 0.000" in latex  # n=2 still has a CI
     stats = json.loads((tmp_path / "out" / "stats.json").read_text())
     assert stats["strategies"]["lora"]["missing"] == ["seed2/orderdefault"]
 

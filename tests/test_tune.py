@@ -31,3 +31,41 @@ def test_test_scores_are_refused(tmp_path):
     fake_run(tmp_path / "a", ["optimizer.lr=1e-5"], 0.5, evaluated_on="test")
     with pytest.raises(SystemExit, match="scored on its test split"):
         main([str(tmp_path), "--out", str(tmp_path / "c.yaml")])
+
+
+def test_every_strategy_declares_a_search_space():
+    from cl.tune import CONFIGS, search_space
+
+    for path in sorted((CONFIGS / "strategy").glob("*.yaml")):
+        space = search_space([f"strategy={path.stem}"])
+        assert space and all(len(v) >= 2 for v in space.values()), path.name
+
+
+def test_trials_take_the_grid_or_a_seeded_sample_of_the_same_budget():
+    from cl.tune import search_space, trials
+
+    space = search_space(["strategy=distill"])  # 3 rates x 3 alphas x 3 temperatures
+    drawn = trials(space, 6)
+    assert len(drawn) == 6 and len({tuple(p.values()) for p in drawn}) == 6 and drawn == trials(space, 6)
+    assert len(trials(space, 100)) == 27  # no more than the grid
+    assert "optimizer.lr" not in search_space(["strategy=distill", "optimizer.lr=1e-4"])  # given: not searched
+
+
+def test_tune_runs_trials_on_validation_and_writes_the_choice(tmp_path, capsys):
+    from cl.tune import main as tune
+
+    out = tmp_path / "naive"
+    args = ["experiment=synthetic", "logger=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
+            "~stream.tasks.t2"]  # fmt: skip
+    tune([*args, "--trials", "2", "--out", str(out)])
+    choice = yaml.safe_load((out / "choice.yaml").read_text())
+    assert len(choice["candidates"]) == 2 and choice["chosen"][0].startswith("optimizer.lr=")  # 2 of naive's 5
+    for k in (0, 1):
+        run = json.loads((out / f"trial{k}" / "results.json").read_text())
+        assert run["evaluated_on"] == "validation" and run["status"] == "finished"
+    best = max(choice["candidates"], key=lambda c: c["acc"])
+    assert choice["chosen"] == best["overrides"]
+    tune([*args, "--trials", "2", "--out", str(out)])  # again: both trials are skipped, the same choice
+    assert "finished already" in (out / "trial0" / "run.log").read_text()
+    tune(["--print", str(out / "choice.yaml")])
+    assert capsys.readouterr().out.strip().endswith(choice["chosen"][0])

@@ -1,11 +1,13 @@
 """``python -m cl.analysis.report <folders...>``: compare the runs found under the given folders.
 
 Reads every ``results.json`` below the folders and, per strategy, gives the mean and 95% confidence
-interval (Student t over runs) of the six metrics, training time, trainable parameters and peak
-memory, and each strategy's paired difference to ``naive`` over the runs that share a seed and a task
-order (paired runs see the same data in the same order, so the difference is far less noisy than
-the two means). A strategy that lacks some of the (seed, order) runs that others have is marked,
-not averaged over fewer runs in silence.
+interval of the six metrics, training time, trainable parameters and peak memory, clustered by seed
+(``cl.analysis.inference``: runs of one seed share their data across task orders), the accuracy per
+task order, and each strategy's paired difference to ``naive`` over the runs that share a seed and a
+task order (paired runs see the same data in the same order, so the difference is far less noisy than
+the two means) with Holm-adjusted p-values, and bootstrap intervals on the strategies' ranks. A
+strategy that lacks some of the (seed, order) runs that others have is marked, not averaged over
+fewer runs in silence.
 
 ``--out DIR`` writes the tables as Markdown (``summary.md``) and LaTeX (``table_*.tex``), every
 number as ``stats.json``, and the figures as PNG and PDF: the mean accuracy matrix per strategy,
@@ -21,14 +23,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from cl.analysis.figures import figures
+from cl.analysis.inference import clustered, holm, paired, per_seed, rank_intervals, t_interval
 from cl.engine.metrics import METRIC_NAMES
 
 METRICS = METRIC_NAMES
 COSTS = ("train_s", "trainable_params", "peak_rss_mb")
-# Two-sided 95% Student t quantiles by degrees of freedom; beyond 30 the normal 1.96 is close enough.
-T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145,
-        2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048,
-        2.045, 2.042]  # fmt: skip
 
 
 def load_runs(folders: list[str]) -> list[dict]:
@@ -62,17 +61,6 @@ def values(run: dict) -> dict[str, float]:
     return out
 
 
-def mean_ci(xs: list[float]) -> tuple[float, float, int]:
-    """Mean, half-width of the 95% interval (nan for one value) and count."""
-    xs = [x for x in xs if x is not None]
-    if not xs:
-        return math.nan, math.nan, 0
-    if len(xs) == 1:
-        return xs[0], math.nan, 1
-    t = T975[len(xs) - 2] if len(xs) - 1 <= len(T975) else 1.96
-    return statistics.fmean(xs), t * statistics.stdev(xs) / math.sqrt(len(xs)), len(xs)
-
-
 def summarize(runs: list[dict], reference: str = "naive") -> dict:
     """Everything the tables, figures and paper use, computed once."""
     finished = [r for r in runs if r.get("status") == "finished"]
@@ -88,23 +76,32 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
            "seeds": sorted({k[0] for k in every}), "orders": sorted({k[1] for k in every}),
            "reference": reference, "strategies": {}}  # fmt: skip
     for strategy, keyed in by.items():
-        vals = [values(r) for r in keyed.values()]
-        row = {name: mean_ci([v[name] for v in vals]) for name in (*METRICS, *COSTS)}
+        vals = {k: values(r) for k, r in keyed.items()}
+        row = {name: clustered({k: v[name] for k, v in vals.items()}) for name in (*METRICS, *COSTS)}
+        row["runs"] = len(keyed)
         row["missing"] = [f"seed{s}/order{o}" for s, o in every if (s, o) not in keyed]
         if reference in by and strategy != reference:
-            pairs = [k for k in keyed if k in by[reference]]
-            row["paired"] = {
-                m: mean_ci([values(keyed[k])[m] - values(by[reference][k])[m] for k in pairs]) for m in METRICS
-            }
-        row["by_order"] = {o: mean_ci([values(r)["acc"] for (s, oo), r in keyed.items() if oo == o])[0]
-                           for o in out["orders"]}  # fmt: skip
+            ref = {k: values(r) for k, r in by[reference].items()}
+            tests = {m: paired({k: v[m] for k, v in vals.items()}, {k: v[m] for k, v in ref.items()}) for m in METRICS}
+            row["paired"] = {m: (t["mean"], t["half"], t["n"]) for m, t in tests.items()}
+            row["paired_p"] = {m: t["p"] for m, t in tests.items()}
+        row["by_order_ci"] = {o: t_interval([v["acc"] for (s, oo), v in vals.items() if oo == o])
+                              for o in out["orders"]}  # fmt: skip
+        row["by_order"] = {o: ci[0] for o, ci in row["by_order_ci"].items()}
         row["matrices"] = {o: mean_matrix([r for (s, oo), r in keyed.items() if oo == o]) for o in out["orders"]}
         row["task_names"] = {o: next(r["task_names"] for (s, oo), r in keyed.items() if oo == o)
                              for o in out["orders"] if any(oo == o for _, oo in keyed)}  # fmt: skip
         out["strategies"][strategy] = row
-    ranks = {o: sorted(out["strategies"], key=lambda s: -nan_low(out["strategies"][s]["by_order"][o]))
-             for o in out["orders"]}  # fmt: skip
-    out["rank_by_order"] = ranks
+    # One family of tests: every strategy against the reference on every metric, Holm-adjusted.
+    adjusted = holm({(s, m): p for s, row in out["strategies"].items() for m, p in row.get("paired_p", {}).items()})
+    for (s, m), p in adjusted.items():
+        out["strategies"][s].setdefault("paired_holm", {})[m] = p
+    out["tests"] = len(adjusted)
+    out["separated"] = sorted(f"{s} {m}" for (s, m), p in adjusted.items() if p < 0.05)
+    seed_acc = {s: per_seed({k: values(r)["acc"] for k, r in keyed.items()}) for s, keyed in by.items()}
+    out["rank_intervals"] = rank_intervals(seed_acc)
+    out["rank_by_order"] = {o: sorted(out["strategies"], key=lambda s: -nan_low(out["strategies"][s]["by_order"][o]))
+                            for o in out["orders"]}  # fmt: skip
     return out
 
 
@@ -141,22 +138,24 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
     """The main table, the paired differences and accuracy by task order, as Markdown or LaTeX."""
     names = order_strategies(stats)
     rows = {}
-    head = ["strategy", "n", *METRICS, "train s", "trainable params", "peak RSS MB"]
+    head = ["strategy", "seeds (runs)", *METRICS, "train s", "trainable params", "peak RSS MB"]
     body = []
     for s in names:
         row = stats["strategies"][s]
         mark = "*" if row["missing"] else ""
         cells = [*(fmt(row[m], latex=latex) for m in METRICS), *(fmt(row[c], 0, latex) for c in COSTS)]
-        body.append([s.replace("_", r"\_") if latex else s, f"{row['acc'][2]}{mark}", *cells])
+        body.append([s.replace("_", r"\_") if latex else s, f"{row['acc'][2]} ({row['runs']}){mark}", *cells])
     rows["main"] = (head, body)
     ref = stats["reference"]
-    head = ["strategy", "pairs", *(f"Δ {m}" if not latex else rf"$\Delta$ {m}" for m in METRICS)]
+    head = ["strategy", "seeds", *(f"Δ {m}" if not latex else rf"$\Delta$ {m}" for m in METRICS)]
     body = []
     for s in names:
         paired = stats["strategies"][s].get("paired")
         if paired:
-            body.append([s.replace("_", r"\_") if latex else s, str(paired["acc"][2]),
-                         *(fmt(paired[m], latex=latex) for m in METRICS)])  # fmt: skip
+            holm_p = stats["strategies"][s].get("paired_holm", {})
+            mark = r"$^\dagger$" if latex else " †"
+            cells = [fmt(paired[m], latex=latex) + (mark if holm_p.get(m, 1.0) < 0.05 else "") for m in METRICS]
+            body.append([s.replace("_", r"\_") if latex else s, str(paired["acc"][2]), *cells])
     rows["paired"] = (head, body)
     head = ["strategy", *(f"order {o}" for o in stats["orders"])]
     body = []
@@ -165,6 +164,14 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
         cells = [f"{fmt(stats['strategies'][s]['by_order'][o])} (#{k})" for o, k in zip(stats["orders"], ranks)]
         body.append([s.replace("_", r"\_") if latex else s, *(c.replace("#", r"\#") if latex else c for c in cells)])
     rows["orders"] = (head, body)
+    head = ["strategy", "acc", "rank", "95% interval of rank"]
+    body = []
+    for s in names:
+        r = stats["rank_intervals"].get(s)
+        if r:
+            body.append([s.replace("_", r"\_") if latex else s, fmt(stats["strategies"][s]["acc"], latex=latex),
+                         str(r["rank"]), f"{r['low']}-{r['high']}"])  # fmt: skip
+    rows["ranks"] = (head, body)
     render = latex_table if latex else markdown_table
     out = {k: render(h, b) for k, (h, b) in rows.items()}
     if not latex:
@@ -175,8 +182,27 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
         if missing:
             out["main"] += "\n*missing runs (not averaged in): " + "; ".join(
                 f"{s}: {', '.join(m)}" for s, m in missing.items()) + "\n"  # fmt: skip
-        out["paired"] = f"Paired differences to `{ref}` (same seed and task order), mean ± 95% CI.\n\n" + out["paired"]
+        out["paired"] = (
+            f"Paired differences to `{ref}` (same seed and task order, averaged per seed), mean ± 95% CI over "
+            f"seeds; † marks a difference whose Holm-adjusted p-value (over all {stats['tests']} tests) is "
+            "below 0.05.\n\n" + out["paired"] + "\n" + statement(stats) + "\n"
+        )
+        out["ranks"] = (
+            "Ranks by final accuracy, with the 2.5-97.5 percentiles of each rank over 2,000 bootstrap "
+            "resamples of the seeds.\n\n" + out["ranks"]
+        )
     return out
+
+
+def statement(stats: dict) -> str:
+    """In words: which paired differences to the reference are separated from seed noise, which not."""
+    tested = [(s, m) for s, row in stats["strategies"].items() for m in row.get("paired_holm", {})]
+    if not tested:
+        return "No paired test could be made (a paired test needs two seeds or more)."
+    apart = stats["separated"]
+    text = f"Separated from noise after Holm's adjustment ({len(apart)} of {len(tested)} tests): "
+    text += ", ".join(apart) if apart else "none"
+    return text + ". Every other difference to the reference is within seed noise at this number of seeds."
 
 
 def markdown_table(head: list[str], body: list[list[str]]) -> str:
@@ -220,8 +246,9 @@ def write(stats: dict, out: Path) -> None:
     md, tex = tables(stats), tables(stats, latex=True)
     summary = [f"# Comparison: {', '.join(stats['streams'])}", "",
                f"{stats['runs']} finished runs; seeds {stats['seeds']}; task orders {stats['orders']}.", "",
-               "Mean ± 95% confidence interval over runs.", "", md["main"], md["paired"],
-               "Final accuracy by task order (rank among strategies).", "", md["orders"]]  # fmt: skip
+               "Mean ± 95% confidence interval over seeds (each seed's runs averaged over task orders first).",
+               "", md["main"], md["paired"],
+               "Final accuracy by task order (rank among strategies).", "", md["orders"], md["ranks"]]  # fmt: skip
     (out / "summary.md").write_text("\n".join(summary))
     for name, text in tex.items():
         (out / f"table_{name}.tex").write_text(text)
@@ -243,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         stats = summarize(runs, args.reference)
         md = tables(stats)
-        text = md["main"] + "\n" + md["paired"] + "\n" + md["orders"]
+        text = md["main"] + "\n" + md["paired"] + "\n" + md["orders"] + "\n" + md["ranks"]
         if args.out:
             write(stats, Path(args.out))
     sys.stdout.write(text)

@@ -1,0 +1,93 @@
+"""``python -m cl.tune [overrides] --trials N --out DIR``: choose a strategy's settings on validation data.
+
+Every strategy declares its search space in its config, as ``_search_`` (a Hydra override name ->
+its candidates; ``configs/strategy/*.yaml``); composed strategies search the union of their spaces.
+This draws ``--trials`` points of the space, the same budget for every strategy: the whole grid when it
+is no larger, else a seeded random sample of it without repeats. Each trial is a run of the stream
+(``cl.run``, in its own process and folder ``DIR/trial<k>``, ``skip_done`` so that a stopped tuning
+resumes) with ``stream.validation_fraction`` of every task's training data held out and scored
+instead of the test split; then ``cl.analysis.tune`` writes the candidates and the chosen overrides to
+``DIR/choice.yaml``, which the final runs take (``--print`` prints them as one line of overrides).
+
+    python -m cl.tune strategy=replay --trials 8 --out results/tuning/text4/replay
+    python -m cl.run strategy=replay $(python -m cl.tune --print results/tuning/text4/replay/choice.yaml)
+"""
+
+import argparse
+import itertools
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def search_space(overrides: list[str]) -> dict[str, list]:
+    """The union of the chosen strategies' ``_search_`` spaces, in the order they are declared."""
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    space = {}
+    for node in (cfg.strategy or {}).values():
+        for key, values in ((node or {}).get("_search_") or {}).items():
+            if key in space and list(values) != space[key]:
+                raise ValueError(f"strategies declare different candidates for {key}: {space[key]} and {list(values)}")
+            space[key] = list(OmegaConf.to_container(values, resolve=True))
+    fixed = {o.split("=", 1)[0] for o in overrides if "=" in o}
+    return {k: v for k, v in space.items() if k not in fixed}  # a setting given on the command line stays
+
+
+def trials(space: dict[str, list], budget: int, seed: int = 0) -> list[dict]:
+    """The whole grid when it has at most ``budget`` points, else ``budget`` of them drawn without
+    repeats (seeded, so a resumed tuning draws the same points)."""
+    grid = [dict(zip(space, point)) for point in itertools.product(*space.values())]
+    if len(grid) <= budget:
+        return grid
+    return [grid[i] for i in sorted(random.Random(seed).sample(range(len(grid)), budget))]
+
+
+def as_override(key: str, value) -> str:
+    return f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m cl.tune", description=__doc__.splitlines()[0])
+    parser.add_argument("overrides", nargs="*", help="cl.run overrides (strategy=..., experiment=...)")
+    parser.add_argument("--trials", type=int, default=8, help="points of the search space to run")
+    parser.add_argument("--out", help="folder of the trials and choice.yaml")
+    parser.add_argument("--metric", default="acc", help="what the choice maximises (validation)")
+    parser.add_argument("--validation-fraction", type=float, default=0.2, help="share of training data held out")
+    parser.add_argument("--print", metavar="CHOICE", help="print a choice.yaml's overrides on one line and exit")
+    args = parser.parse_args(argv)
+    if args.print:
+        sys.stdout.write(" ".join(yaml.safe_load(Path(args.print).read_text())["chosen"]) + "\n")
+        return
+    if not args.out:
+        parser.error("--out is required")
+    if args.trials < 1:
+        parser.error(f"--trials must be at least 1, got {args.trials}")
+    space = search_space(args.overrides)
+    points = trials(space, args.trials)
+    out = Path(args.out)
+    common = [*args.overrides, f"stream.validation_fraction={args.validation_fraction}",
+              "stream.evaluate_on=validation", "skip_done=true"]  # fmt: skip
+    for k, point in enumerate(points):
+        chosen = [as_override(key, value) for key, value in point.items()]
+        sys.stdout.write(f"trial {k + 1}/{len(points)}: {' '.join(chosen) or '(no search space)'}\n")
+        sys.stdout.flush()
+        cmd = [sys.executable, "-m", "cl.run", *common, *chosen, f"hydra.run.dir={out / f'trial{k}'}"]
+        if subprocess.run(cmd).returncode != 0:
+            sys.stdout.write(f"trial {k + 1} failed (see {out / f'trial{k}'}/run.log); the others go on\n")
+    # The choice is the offline analysis's (which the engine does not import): run as a program.
+    choose = [sys.executable, "-m", "cl.analysis.tune", str(out), "--metric", args.metric,
+              "--out", str(out / "choice.yaml")]  # fmt: skip
+    if code := subprocess.run(choose).returncode:
+        raise SystemExit(code)
+
+
+if __name__ == "__main__":
+    main()
