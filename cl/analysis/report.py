@@ -89,6 +89,7 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
                               for o in out["orders"]}  # fmt: skip
         row["by_order"] = {o: ci[0] for o, ci in row["by_order_ci"].items()}
         row["matrices"] = {o: mean_matrix([r for (s, oo), r in keyed.items() if oo == o]) for o in out["orders"]}
+        row["matrix_half"] = {o: matrix_half([r for (s, oo), r in keyed.items() if oo == o]) for o in out["orders"]}
         row["task_names"] = {o: next(r["task_names"] for (s, oo), r in keyed.items() if oo == o)
                              for o in out["orders"] if any(oo == o for _, oo in keyed)}  # fmt: skip
         out["strategies"][strategy] = row
@@ -114,6 +115,14 @@ def mean_matrix(runs: list[dict]) -> list[list[float]] | None:
         return None
     t = len(runs[0]["accuracy_matrix"])
     return [[statistics.fmean(r["accuracy_matrix"][i][j] for r in runs) for j in range(t)] for i in range(t)]
+
+
+def matrix_half(runs: list[dict]) -> list[list[float]] | None:
+    """Each cell's 95% interval half-width over the runs (seeds) of one order: the bands of a figure."""
+    if len(runs) < 2:
+        return None
+    t = len(runs[0]["accuracy_matrix"])
+    return [[t_interval([r["accuracy_matrix"][i][j] for r in runs])[1] for j in range(t)] for i in range(t)]
 
 
 def fmt(x: tuple | float, digits: int = 3, latex: bool = False) -> str:
