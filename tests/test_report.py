@@ -122,3 +122,16 @@ def test_per_run_table_shows_the_general_drops_and_the_peft_method(run_synthetic
     assert "general_drop/filler" in head and "general_drop/other" in head
     run = {"strategy": "lora", "config": {"strategy": {"lora": {"method": "ia3"}}}}
     assert label(run) == "lora (ia3)" and label(run | {"config": {"strategy": None}}) == "lora"
+
+
+def test_intransigence_is_measured_against_single_task_runs(tmp_path, capsys):
+    # fake_run's diagonal is [acc, acc]: single-task 0.9, naive 0.7, so intransigence 0.2 on every seed.
+    runs = [fake_run("single_task", s, None, 0.9, 0.0) for s in range(3)]
+    runs += [fake_run("naive", s, None, 0.7, 0.1) for s in range(3)]
+    write(tmp_path, runs)
+    stats = summarize(load_runs([str(tmp_path)]))
+    mean, half, n = stats["strategies"]["naive"]["intransigence"]
+    assert (n, half) == (3, pytest.approx(0)) and mean == pytest.approx(0.2)
+    assert stats["strategies"]["single_task"]["intransigence"][0] == pytest.approx(0)
+    main([str(tmp_path)])
+    assert "| intransigence |" in capsys.readouterr().out.splitlines()[0]  # a column of the main table

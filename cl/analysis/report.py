@@ -28,6 +28,7 @@ from cl.engine.metrics import METRIC_NAMES
 
 METRICS = METRIC_NAMES
 COSTS = ("train_s", "trainable_params", "peak_rss_mb")
+SINGLE = "single_task"  # the reference runs intransigence is measured against
 
 
 def load_runs(folders: list[str]) -> list[dict]:
@@ -80,6 +81,9 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
         row = {name: clustered({k: v[name] for k, v in vals.items()}) for name in (*METRICS, *COSTS)}
         row["runs"] = len(keyed)
         row["missing"] = [f"seed{s}/order{o}" for s, o in every if (s, o) not in keyed]
+        if SINGLE in by:  # Chaudhry et al. (2018): what the stream costs learning each task, vs alone
+            single = by[SINGLE]
+            row["intransigence"] = clustered({k: intransigence(r, single[k]) for k, r in keyed.items() if k in single})
         if reference in by and strategy != reference:
             ref = {k: values(r) for k, r in by[reference].items()}
             tests = {m: paired({k: v[m] for k, v in vals.items()}, {k: v[m] for k, v in ref.items()}) for m in METRICS}
@@ -104,6 +108,15 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
     out["rank_by_order"] = {o: sorted(out["strategies"], key=lambda s: -nan_low(out["strategies"][s]["by_order"][o]))
                             for o in out["orders"]}  # fmt: skip
     return out
+
+
+def intransigence(run: dict, single: dict) -> float:
+    """Mean over tasks of a_k* - R[k][k]: the single-task score (the ``single_task`` run of the same seed
+    and order: task k trained alone from the pretrained model) minus the stream's score right after
+    training on k. Positive: earlier tasks (or the strategy) made task k harder to learn; its negative
+    is forward transfer measured against single-task training."""
+    t = len(run["accuracy_matrix"])
+    return statistics.fmean(single["accuracy_matrix"][k][k] - run["accuracy_matrix"][k][k] for k in range(t))
 
 
 def nan_low(x: float) -> float:
@@ -147,12 +160,14 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
     """The main table, the paired differences and accuracy by task order, as Markdown or LaTeX."""
     names = order_strategies(stats)
     rows = {}
-    head = ["strategy", "seeds (runs)", *METRICS, "train s", "trainable params", "peak RSS MB"]
+    extra = ["intransigence"] if any("intransigence" in r for r in stats["strategies"].values()) else []
+    head = ["strategy", "seeds (runs)", *METRICS, *extra, "train s", "trainable params", "peak RSS MB"]
     body = []
     for s in names:
         row = stats["strategies"][s]
         mark = "*" if row["missing"] else ""
-        cells = [*(fmt(row[m], latex=latex) for m in METRICS), *(fmt(row[c], 0, latex) for c in COSTS)]
+        cells = [*(fmt(row[m], latex=latex) for m in METRICS), *(fmt(row.get(m, math.nan), latex=latex) for m in extra),
+                 *(fmt(row[c], 0, latex) for c in COSTS)]  # fmt: skip
         body.append([s.replace("_", r"\_") if latex else s, f"{row['acc'][2]} ({row['runs']}){mark}", *cells])
     rows["main"] = (head, body)
     ref = stats["reference"]
