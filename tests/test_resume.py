@@ -22,6 +22,7 @@ STRATEGIES = {
     "distill": ["strategy=distill"],
     "lora": ["strategy=lora"],
     "lora_shared": ["strategy=lora", "strategy.lora.mode=shared"],
+    "olora": ["strategy=olora"],
     "replay_distill": ["strategy=[replay,distill]"],
     "lm_replay_distill": ["experiment=synthetic_lm", "strategy=[replay,distill]"],
     "lm_prefix": ["experiment=synthetic_lm", "strategy=lora", "strategy.lora.method=prefix"],
