@@ -76,8 +76,9 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
                           for r in runs if r.get("status") != "finished"],
            "seeds": sorted({k[0] for k in every}), "orders": sorted({k[1] for k in every}),
            "reference": reference, "strategies": {}}  # fmt: skip
+    vals_of = {s: {k: values(r) for k, r in keyed.items()} for s, keyed in by.items()}  # each run's, once
     for strategy, keyed in by.items():
-        vals = {k: values(r) for k, r in keyed.items()}
+        vals = vals_of[strategy]
         row = {name: clustered({k: v[name] for k, v in vals.items()}) for name in (*METRICS, *COSTS)}
         row["runs"] = len(keyed)
         row["missing"] = [f"seed{s}/order{o}" for s, o in every if (s, o) not in keyed]
@@ -85,7 +86,7 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
             single = by[SINGLE]
             row["intransigence"] = clustered({k: intransigence(r, single[k]) for k, r in keyed.items() if k in single})
         if reference in by and strategy != reference:
-            ref = {k: values(r) for k, r in by[reference].items()}
+            ref = vals_of[reference]
             tests = {m: paired({k: v[m] for k, v in vals.items()}, {k: v[m] for k, v in ref.items()}) for m in METRICS}
             row["paired"] = {m: (t["mean"], t["half"], t["n"]) for m, t in tests.items()}
             row["paired_p"] = {m: t["p"] for m, t in tests.items()}
@@ -103,7 +104,7 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
         out["strategies"][s].setdefault("paired_holm", {})[m] = p
     out["tests"] = len(adjusted)
     out["separated"] = sorted(f"{s} {m}" for (s, m), p in adjusted.items() if p < 0.05)
-    seed_acc = {s: per_seed({k: values(r)["acc"] for k, r in keyed.items()}) for s, keyed in by.items()}
+    seed_acc = {s: per_seed({k: v["acc"] for k, v in vals.items()}) for s, vals in vals_of.items()}
     out["rank_intervals"] = rank_intervals(seed_acc)
     out["rank_by_order"] = {o: sorted(out["strategies"], key=lambda s: -nan_low(out["strategies"][s]["by_order"][o]))
                             for o in out["orders"]}  # fmt: skip

@@ -192,10 +192,12 @@ class ContinualLoop:
             checkpoint.set_rng_states(self.rng)
         for t in range(res.completed_tasks, len(self.stream)):
             train_s = self.train_task(t)
-            start = time.perf_counter()
-            row = self.evaluate() if train_s is not None else self.unchanged()
-            eval_s = time.perf_counter() - start if train_s is not None else 0.0
-            train_s = train_s or 0.0
+            if train_s is None:  # nothing trained: the last evaluation's scores stand
+                train_s, eval_s, row = 0.0, 0.0, self.unchanged()
+            else:
+                start = time.perf_counter()
+                row = self.evaluate()
+                eval_s = time.perf_counter() - start
             res.accuracy_matrix.append(row)
             res.train_seconds.append(train_s)
             res.eval_seconds.append(eval_s)

@@ -247,8 +247,9 @@ class CausalLMModule(ContinualModule):
         preds = [self.decode(o if o is not None else []) for o in outs]
         references = [self.decode(r) for r in refs]
         update(self.accuracy[j], self.scores[j], preds, references)
-        self.log(self.score_key(j), self.accuracy[j], add_dataloader_idx=False, batch_size=len(preds))
-        if self.score_key(j) == selection.KEY:  # samples are kept from the matrix's evaluations only
+        key = self.score_key(j)
+        self.log(key, self.accuracy[j], add_dataloader_idx=False, batch_size=len(preds))
+        if key == selection.KEY:  # samples are kept from the matrix's evaluations only
             return
         kept = self.samples.setdefault(j, [])
         for p, ref, out in list(zip(prompts, references, preds))[: self.samples_per_task - len(kept)]:
