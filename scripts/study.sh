@@ -1,55 +1,55 @@
 #!/usr/bin/env bash
 # The study behind paper/ v2 (configs/experiment/study.yaml: MiniLM on text4_study, test splits of
-# 400 per task, per-task model selection and early stopping on validation splits).
+# 400 per task, per-task model selection and early stopping on validation splits, up to 3 epochs).
 #   1. tuning: every strategy's declared search space (_search_), the same budget of $TRIALS trials
-#      (the whole grid when smaller), on validation splits only (seed 0, default order), cl.tune;
-#   2. task-incremental: every strategy with its chosen settings x 5 seeds x 3 task orders;
-#   3. class-incremental: the strategies that need no task id x 5 seeds, default order;
+#      (the whole grid when smaller), scored on the validation splits of the whole stream (seed 0,
+#      default order), cl.tune; the class-incremental runs take the task-incremental choices;
+#   2. task-incremental: the strategies x 5 seeds x 3 task orders; the reference points that do not
+#      depend on the order (multitask, single_task) and step_matched x 5 seeds, default order;
+#   3. class-incremental: naive, replay, distill, multitask x 5 seeds, default order;
 #   4. the report (seed-clustered intervals, Holm-adjusted paired tests, rank intervals).
-# Two lanes run side by side, one CPU thread each (on 2 cores that does more than one run on two).
-# Everything lands in fixed folders and finished runs and trials are skipped, so the study can be
-# stopped and started again, across sessions:  nohup scripts/study.sh > study.log 2>&1 &
-# NOT RUN YET. A pilot (naive, default settings, one thread, 2026-12-01) took about 350 s: 230 s of
-# training (up to 4 epochs a task), 95 s of evaluation (5 x 1,600 test texts), so this plan (72 trials,
-# 210 runs) would need about 14 hours on two lanes, against a budget of about 6: to be cut before it
-# runs (fewer trials and epochs, shorter texts, fewer class-incremental strategies).
+# Budget (2 cores, no GPU): a pilot run (naive, one thread, up to 4 epochs) took 350 s, so the plan
+# was cut to fit about 6 hours: 3 epochs at most, 4 trials, lora the only adapter strategy, joint
+# replaced by multitask (the non-sequential upper bound), 4 strategies class-incremental.
+# Jobs (a tuning, or the 5 seeds of one strategy/scenario/order) go to two lanes of one CPU thread
+# each (on 2 cores that does more than one run on two); every run and trial lands in a fixed folder and
+# finished ones are skipped, so the study can be stopped (kill) and started again, across sessions:
+#   nohup scripts/study.sh > results/study/study.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
-out=results/study
-TRIALS=${TRIALS:-6}
-SEEDS=${SEEDS:-0,1,2,3,4}
-ORDERS=${ORDERS:-'[0,1,2,3],[2,0,3,1],[3,1,0,2]'}
+export OUT=${OUT:-results/study} TRIALS=${TRIALS:-4} SEEDS=${SEEDS:-0,1,2,3,4}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-lane_a=(naive replay distill lora multitask single_task)
-lane_b=(low_lr freeze mc_dropout "[replay,distill]" joint step_matched)
-class_il=(naive replay distill "[replay,distill]" joint multitask)
+orders=('[0,1,2,3]' '[2,0,3,1]' '[3,1,0,2]')
+every_order=(naive replay distill lora low_lr freeze mc_dropout)
+one_order=(multitask single_task step_matched)
+class_il=(naive replay distill multitask)
 
-name() { local n=${1//[\[\]]/}; echo "${n//,/+}"; }
-
-tune() {  # strategy
-  local dir="$out/tuning/$(name "$1")"
-  [ -f "$dir/choice.yaml" ] || python -m cl.tune experiment=study "strategy=$1" --trials "$TRIALS" --out "$dir"
+job() {  # tune STRATEGY | final STRATEGY SCENARIO ORDER
+  local kind=$1 s=$2 dir="$OUT/tuning/$2"
+  if [ "$kind" = tune ]; then
+    [ -f "$dir/choice.yaml" ] || python -m cl.tune experiment=study "strategy=$s" --trials "$TRIALS" --out "$dir"
+    return
+  fi
+  [ -f "$dir/choice.yaml" ] || { echo "no $dir/choice.yaml: its tuning has not finished"; return 1; }
+  # shellcheck disable=SC2046  # the chosen overrides are separate words
+  python -m cl.run -m experiment=study "strategy=$s" $(python -m cl.tune --print "$dir/choice.yaml") \
+    "stream.scenario=$3" "seed=$SEEDS" "stream.order=$4" hydra.sweep.dir="$OUT/$3" \
+    'hydra.sweep.subdir=${strategy_name}/order${order_name}/seed${seed}'
 }
+export -f job
 
-final() {  # strategy scenario orders
-  local chosen
-  chosen=$(python -m cl.tune --print "$out/tuning/$(name "$1")/choice.yaml")
-  # shellcheck disable=SC2086  # the chosen overrides are separate words
-  python -m cl.run -m experiment=study "strategy=$1" $chosen "stream.scenario=$2" "seed=$SEEDS" "stream.order=$3" \
-    hydra.sweep.dir="$out/$2" 'hydra.sweep.subdir=${strategy_name}/order${order_name}/seed${seed}'
-}
-
-lane() {  # strategies...
-  for s in "$@"; do tune "$s"; done
-  for s in "$@"; do final "$s" task "$ORDERS"; done
-  for s in "$@"; do
-    if [[ " ${class_il[*]} " == *" $s "* ]]; then final "$s" class '[0,1,2,3]'; fi
+mkdir -p "$OUT/logs"
+{
+  for s in "${every_order[@]}" "${one_order[@]}"; do echo "tune $s"; done
+  for o in "${orders[@]}"; do
+    for s in "${every_order[@]}"; do echo "final $s task $o"; done
+    [ "$o" = "${orders[0]}" ] && for s in "${one_order[@]}"; do echo "final $s task $o"; done
   done
-}
-
-mkdir -p "$out"
-lane "${lane_a[@]}" > "$out/lane_a.log" 2>&1 &
-lane "${lane_b[@]}" > "$out/lane_b.log" 2>&1 &
-wait
-python -m cl.analysis.report "$out/task" --out paper/generated/task
-python -m cl.analysis.report "$out/class" --out paper/generated/class
+  for s in "${class_il[@]}"; do echo "final $s class ${orders[0]}"; done
+} > "$OUT/jobs.txt"
+# A lane finishing its tuning early starts on final runs whose tuning is done (tunings come first in
+# the queue and a final run waits for nothing else): two tunings still running is the worst case.
+xargs -P 2 -L 1 bash -c 'n="$*"; job "$@" > "$OUT/logs/${n// /_}.log" 2>&1 || echo "job failed: $n"' _ \
+  < "$OUT/jobs.txt"
+python -m cl.analysis.report "$OUT/task" --out paper/generated/task
+python -m cl.analysis.report "$OUT/class" --out paper/generated/class
