@@ -135,3 +135,26 @@ def test_intransigence_is_measured_against_single_task_runs(tmp_path, capsys):
     assert stats["strategies"]["single_task"]["intransigence"][0] == pytest.approx(0)
     main([str(tmp_path)])
     assert "| intransigence |" in capsys.readouterr().out.splitlines()[0]  # a column of the main table
+
+
+def test_reference_points_in_one_order_serve_every_order(tmp_path, capsys):
+    # single_task and multitask in one order only (a task trained alone does not depend on the order):
+    # single_task is matched by seed and task name, so naive's reversed order (tasks b, a) still gets
+    # its intransigence; neither is marked missing the other order, nor ranked against full designs.
+    runs = [fake_run("single_task", s, [0, 1], 0.9, 0.0) | {"accuracy_matrix": [[0.9, 0.5], [0.9, 0.8]]}
+            for s in range(3)]  # fmt: skip
+    runs += [fake_run("multitask", s, [0, 1], 0.95, 0.0) for s in range(3)]
+    for order, names in (([0, 1], ["a", "b"]), ([1, 0], ["b", "a"])):
+        runs += [fake_run("naive", s, order, 0.7, 0.1) | {"task_names": names} for s in range(3)]
+    write(tmp_path, runs)
+    stats = summarize(load_runs([str(tmp_path)]))
+    rows = stats["strategies"]
+    assert rows["single_task"]["missing"] == [] and rows["single_task"]["orders"] == ["0-1"]
+    # a* = 0.9 for a, 0.8 for b: naive (0.7 on both diagonals) is 0.15 short of learning alone
+    assert rows["naive"]["intransigence"][0] == pytest.approx(0.15) and rows["naive"]["intransigence"][2] == 3
+    assert set(stats["rank_intervals"]) == {"naive"}  # the others ran in one order of two
+    assert stats["rank_by_order"]["1-0"] == ["naive"]
+    main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| multitask | 0.950 (#1) | not run |" in out
+    assert "run in fewer task orders, averaged over those only: " in out and "single_task (0-1)" in out
