@@ -158,3 +158,22 @@ def test_reference_points_in_one_order_serve_every_order(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| multitask | 0.950 (#1) | not run |" in out
     assert "run in fewer task orders, averaged over those only: " in out and "single_task (0-1)" in out
+
+
+def test_model_selection_is_summarised_per_task(tmp_path):
+    # Two runs: one stops early on task a (best at its first epoch), one keeps improving to the cap.
+    a_early = {"curve": [0.6, 0.5], "chosen": 0, "epochs": 2}
+    rising = {"curve": [0.7, 0.8, 0.9], "chosen": 2, "epochs": 3}
+    early = fake_run("naive", 0, None, 0.7, 0.1) | {"validation": [a_early, rising]}
+    a_late = {"curve": [0.4, 0.6, 0.8], "chosen": 2, "epochs": 3}
+    late = fake_run("naive", 1, None, 0.7, 0.1) | {"validation": [a_late, None]}
+    for r in (early, late):
+        r["config"]["trainer"] = {"max_epochs": 3}
+    write(tmp_path / "runs", [early, late])
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    sel = json.loads((tmp_path / "out" / "stats.json").read_text())["strategies"]["naive"]["selection"]
+    assert sel["a"]["curve"] == pytest.approx([0.5, 0.55, 0.8]) and sel["a"]["runs_at"] == [2, 2, 1]
+    assert sel["a"]["chosen"] == 2.0 and sel["a"]["at_cap"] == 0.5  # best at the cap in one run of two
+    assert sel["b"]["at_cap"] == 1.0 and sel["b"]["runs_at"] == [1, 1, 1]
+    assert "| naive | 2.0 (50%) | 3.0 (100%) |" in (tmp_path / "out" / "summary.md").read_text()
+    assert (tmp_path / "out" / "learning_curves.png").stat().st_size > 0

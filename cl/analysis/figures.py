@@ -115,6 +115,29 @@ def paired_differences(stats: dict, names: list[str], out: Path) -> None:
     save(fig, out, "paired_differences")
 
 
+def learning_curves(rows: dict, names: list[str], out: Path) -> None:
+    """Each task's validation score after every epoch, per strategy (mean over the runs that
+    reached that epoch): whether the tasks converged within the epoch cap."""
+    shown = [s for s in names if rows[s].get("selection")]
+    tasks = list(dict.fromkeys(t for s in shown for t in rows[s]["selection"]))
+    if not tasks:
+        return
+    fig, axes = grid(len(tasks))
+    for ax, task in zip(axes.flat, tasks):
+        for s in shown:
+            sel = rows[s]["selection"].get(task)
+            if sel:
+                ax.plot(range(1, len(sel["curve"]) + 1), sel["curve"], label=s, ms=4, **style(names.index(s)))
+        ax.set_title(task)
+        ax.set_xlabel("validation (epoch)", fontsize=8)
+        ax.set_ylabel("validation accuracy", fontsize=8)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axes.flat[len(tasks) - 1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    fig.suptitle("validation accuracy of the task being trained, mean over runs")
+    fig.tight_layout()
+    save(fig, out, "learning_curves")
+
+
 def figures(stats: dict, names: list[str], out: Path) -> None:
     """``names``: the strategies in the order to show them."""
     rows = stats["strategies"]
@@ -126,3 +149,4 @@ def figures(stats: dict, names: list[str], out: Path) -> None:
     scatter(rows, names, "train_s", "training time (s)", out, "acc_vs_cost")
     scatter(rows, names, "trainable_params", "trainable parameters", out, "acc_vs_params", log=True)
     paired_differences(stats, names, out)
+    learning_curves(rows, names, out)

@@ -99,6 +99,8 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
         row["by_order"] = {o: ci[0] for o, ci in row["by_order_ci"].items()}
         row["matrices"] = {o: mean_matrix([r for (s, oo), r in keyed.items() if oo == o]) for o in out["orders"]}
         row["matrix_half"] = {o: matrix_half([r for (s, oo), r in keyed.items() if oo == o]) for o in out["orders"]}
+        if any(r.get("validation") for r in keyed.values()):
+            row["selection"] = selection_summary(list(keyed.values()))
         row["task_names"] = {o: next(r["task_names"] for (s, oo), r in keyed.items() if oo == o)
                              for o in out["orders"] if any(oo == o for _, oo in keyed)}  # fmt: skip
         out["strategies"][strategy] = row
@@ -114,6 +116,28 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
     out["rank_by_order"] = {o: sorted((s for s, row in out["strategies"].items() if o in row["orders"]),
                                       key=lambda s: -nan_low(out["strategies"][s]["by_order"][o]))
                             for o in out["orders"]}  # fmt: skip
+    return out
+
+
+def selection_summary(runs: list[dict]) -> dict[str, dict]:
+    """Per task (by name): the mean validation curve over the runs (each point over the runs that
+    validated that often: early stopping ends some sooner), the mean chosen validation (1-based),
+    and the share of runs whose best validation was the last one the epoch cap allowed (a task that
+    may not have converged)."""
+    curves, chosen, capped = defaultdict(list), defaultdict(list), defaultdict(list)
+    for r in runs:
+        cap = r["config"].get("trainer", {}).get("max_epochs")
+        for name, v in zip(r["task_names"], r.get("validation") or []):
+            if not v or not v.get("curve") or v.get("chosen") is None:  # a task that trained nothing
+                continue
+            curves[name].append(v["curve"])
+            chosen[name].append(v["chosen"] + 1)
+            capped[name].append(v["epochs"] == cap and v["chosen"] == len(v["curve"]) - 1)
+    out = {}
+    for name, cs in curves.items():
+        points = [[c[e] for c in cs if len(c) > e] for e in range(max(map(len, cs)))]
+        out[name] = {"curve": [statistics.fmean(p) for p in points], "runs_at": [len(p) for p in points],
+                     "chosen": statistics.fmean(chosen[name]), "at_cap": statistics.fmean(capped[name])}  # fmt: skip
     return out
 
 
@@ -214,6 +238,15 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
             body.append([s.replace("_", r"\_") if latex else s, fmt(stats["strategies"][s]["acc"], latex=latex),
                          str(r["rank"]), f"{r['low']}-{r['high']}"])  # fmt: skip
     rows["ranks"] = (head, body)
+    tasks = list(dict.fromkeys(t for s in names for t in stats["strategies"][s].get("selection", {})))
+    body = []
+    for s in names:
+        sel = stats["strategies"][s].get("selection")
+        if sel:
+            cells = [f"{sel[t]['chosen']:.1f} ({sel[t]['at_cap']:.0%})" if t in sel else "" for t in tasks]
+            cells = [c.replace("%", r"\%") for c in cells] if latex else cells
+            body.append([s.replace("_", r"\_") if latex else s, *cells])
+    rows["selection"] = (["strategy", *tasks], body)
     render = latex_table if latex else markdown_table
     out = {k: render(h, b) for k, (h, b) in rows.items()}
     if not latex:
@@ -232,6 +265,11 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
             f"Paired differences to `{ref}` (same seed and task order, averaged per seed), mean ± 95% CI over "
             f"seeds; † marks a difference whose Holm-adjusted p-value (over all {stats['tests']} tests) is "
             "below 0.05.\n\n" + out["paired"] + "\n" + statement(stats) + "\n"
+        )
+        out["selection"] = (
+            "Model selection: the mean chosen epoch of each task (by validation accuracy), and in brackets the "
+            "share of runs whose best epoch was the last the cap allowed (not shown to have converged).\n\n"
+            + out["selection"]
         )
         out["ranks"] = (
             "Ranks by final accuracy, with the 2.5-97.5 percentiles of each rank over 2,000 bootstrap "
@@ -294,7 +332,8 @@ def write(stats: dict, out: Path) -> None:
                f"{stats['runs']} finished runs; seeds {stats['seeds']}; task orders {stats['orders']}.", "",
                "Mean ± 95% confidence interval over seeds (each seed's runs averaged over task orders first).",
                "", md["main"], md["paired"],
-               "Final accuracy by task order (rank among strategies).", "", md["orders"], md["ranks"]]  # fmt: skip
+               "Final accuracy by task order (rank among strategies).", "", md["orders"], md["ranks"],
+               md["selection"] if any(r.get("selection") for r in stats["strategies"].values()) else ""]  # fmt: skip
     (out / "summary.md").write_text("\n".join(summary))
     for name, text in tex.items():
         (out / f"table_{name}.tex").write_text(text)
