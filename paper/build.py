@@ -1,81 +1,149 @@
-"""Render paper/paper.tex and paper/README.md from their templates and the report's stats.json.
+"""Render paper/paper.tex from paper/paper.tex.in, the study's reports and its committed files.
 
-Every number in the paper comes from here: ``{{...}}`` placeholders are filled from
-``paper/generated/stats.json`` (made by ``python -m cl.analysis.report``) and from the sweep's config files.
+Every number in the paper comes from here: ``{{...}}`` placeholders are filled from the reports of
+``cl.analysis.report`` (``paper/generated/<report>/stats.json``, reports ``task`` and ``class``), the
+tuning choices and run files under ``results/study`` and the language-model runs in ``results/text4_lm``.
 
-    {{ci:replay:acc}}        mean ± 95% CI        {{mean:replay:acc}}   mean only
-    {{diff:replay:acc}}      paired difference to naive, mean ± 95% CI
-    {{n:replay}}             finished runs         {{runs}} {{seeds}} {{orders}}
-    {{rank:<order>}}         strategies by final accuracy under that task order
-    {{size:news:train}}      examples per class of a task in the sweep stream (train or test)
-    {{single:naive:forgetting}}  a metric of the one-seed full-size run in results/text4_strategies
-    {{table:main}}           a generated table (Markdown in README.md, LaTeX in paper.tex)
-    {{figure:heatmaps}}      a generated figure
+    {{ci:task:replay:acc}}       mean ± 95% CI over seeds      {{mean:task:replay:acc}}  mean only
+    {{diff:task:replay:acc}}     paired difference to naive, mean ± 95% CI over seeds
+    {{n:task:replay}}            seeds    {{runs:task}} {{seeds:task}} {{orders:task}} {{orderlist:task}}
+    {{rank:task:<order>}}        strategies by final accuracy under that order
+    {{separated:task}}           the report's statement of what Holm's adjustment separates from noise
+    {{atcap:task}}               share of (run, task) pairs whose best epoch was the last allowed
+    {{table:task:main}}          a generated table      {{figure:task:heatmaps}}  a generated figure
+    {{size:news:train}}          examples per class in the study stream (train, test)
+    {{tuning}}                   the tuning table      {{trials}}  trials run
+    {{cost:hours}} {{cost:runs}} the study's measured compute (CPU-thread hours) and run count
+    {{lm:table}}                 the one-seed language-model comparison   {{lm:naive:forgetting}}
 """
 
 import json
 import re
+import statistics
 import sys
 from pathlib import Path
 
 import yaml
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))
+ROOT = HERE.parent
+sys.path.insert(0, str(ROOT))
 
-from cl.analysis.report import fmt, tables  # noqa: E402
+from cl.analysis.report import fmt, latex_table, load_runs, tables  # noqa: E402
+
+STUDY = ROOT / "results" / "study"
+LM = ROOT / "results" / "text4_lm"
+
+
+def tex(name: str) -> str:
+    return name.replace("_", r"\_")
 
 
 def sizes() -> dict:
-    stream = yaml.safe_load((HERE.parent / "configs" / "stream" / "text4_sweep.yaml").read_text())
-    return stream["tasks"]
+    return yaml.safe_load((ROOT / "configs" / "stream" / "text4_study.yaml").read_text())["tasks"]
 
 
-def value(key: str, stats: dict, latex: bool) -> str:
+def tuning_table() -> str:
+    """One row per strategy: trials run, the chosen settings and their validation accuracy."""
+    body = []
+    for choice in sorted(STUDY.glob("tuning/*/choice.yaml")):
+        c = yaml.safe_load(choice.read_text())
+        best = c["candidates"][0]
+        worst = c["candidates"][-1]
+        body.append([tex(choice.parent.name), str(len(c["candidates"])), tex(" ".join(c["chosen"]) or "(none)"),
+                     fmt(best["acc"]), fmt(worst["acc"])])  # fmt: skip
+    return latex_table(["strategy", "trials", "chosen", "val. acc (chosen)", "val. acc (worst trial)"], body)
+
+
+def study_runs() -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(STUDY.rglob("results.json"))]
+
+
+def cost(kind: str) -> str:
+    """Compute measured inside the runs (set-up, evaluation and training; process start-up not
+    counted), in hours of one CPU thread, over every tuning trial and final run of the study."""
+    runs = study_runs()
+    if kind == "runs":
+        return str(sum(r.get("evaluated_on") != "validation" for r in runs))
+    seconds = sum(sum((r.get("setup_seconds") or {}).values()) + r.get("initial_eval_seconds", 0)
+                  + sum(r["train_seconds"]) + sum(r["eval_seconds"]) for r in runs)  # fmt: skip
+    return f"{seconds / 3600:.1f}"
+
+
+def at_cap(stats: dict) -> str:
+    """The share of trained tasks, over every run, whose best validation was the last allowed."""
+    shares = [(sel["at_cap"], sum(sel["runs_at"][:1])) for row in stats["strategies"].values()
+              for sel in row.get("selection", {}).values()]  # fmt: skip
+    total = sum(n for _, n in shares)
+    return f"{sum(s * n for s, n in shares) / total:.0%}".replace("%", r"\%") if total else "n/a"
+
+
+def lm(key: list[str]) -> str:
+    runs = [r for r in load_runs([str(LM)]) if r.get("status") == "finished"]
+    if key == ["table"]:
+        head = ["strategy", "acc", "bwt", "forgetting", "learning acc", "repeat drop", "hamlet drop", "train+eval s"]
+        body = []
+        for r in sorted(runs, key=lambda r: -r["metrics"]["acc"]):
+            m = r["metrics"]
+            wall = r["initial_eval_seconds"] + sum(r["train_seconds"]) + sum(r["eval_seconds"])
+            method = ((r["config"].get("strategy") or {}).get("lora") or {}).get("method", "lora")
+            name = r["strategy"] if method == "lora" else method
+            keys = ("acc", "bwt", "forgetting", "learning_acc", "general_drop/repeat", "general_drop/hamlet")
+            body.append([tex(name), *(fmt(m.get(k)) for k in keys), f"{wall:.0f}"])
+        return latex_table(head, body)
+    strategy, metric = key
+    return fmt(statistics.fmean(r["metrics"][metric] for r in runs if r["strategy"] == strategy))
+
+
+def value(key: str, reports: dict) -> str:
     kind, *rest = key.split(":")
-    rows = stats["strategies"]
-    if kind == "ci":
-        return fmt(rows[rest[0]][rest[1]], latex=latex)
-    if kind == "mean":
-        return fmt(rows[rest[0]][rest[1]][0])
-    if kind == "diff":
-        return fmt(rows[rest[0]]["paired"][rest[1]], latex=latex)
-    if kind == "n":
-        return str(rows[rest[0]]["acc"][2])
-    if kind in ("runs", "seeds", "orders"):
-        return str(stats[kind] if kind == "runs" else len(stats[kind]))
-    if kind == "orderlist":
-        return ", ".join(stats["orders"])
+    if kind in ("ci", "mean", "diff", "n"):
+        row = reports[rest[0]]["strategies"][rest[1]]
+        if kind == "ci":
+            return fmt(row[rest[2]], latex=True)
+        if kind == "mean":
+            return fmt(row[rest[2]][0])
+        if kind == "diff":
+            return fmt(row["paired"][rest[2]], latex=True)
+        return str(row["acc"][2])
+    if kind in ("runs", "seeds", "orders", "orderlist", "tests"):
+        stats = reports[rest[0]]
+        if kind == "orderlist":
+            return ", ".join(stats["orders"])
+        return str(stats[kind] if kind in ("runs", "tests") else len(stats[kind]))
     if kind == "rank":
-        return " > ".join(s.replace("_", r"\_") if latex else s for s in stats["rank_by_order"][rest[0]])
-    if kind == "single":  # the one-seed, full-size comparison in results/text4_strategies
-        for path in sorted((HERE.parent / "results" / "text4_strategies").rglob("results.json")):
-            run = json.loads(path.read_text())
-            if run["strategy"] == rest[0]:
-                return fmt(run["metrics"][rest[1]])
-        raise KeyError(f"no {rest[0]} run in results/text4_strategies")
+        return " $>$ ".join(tex(s) for s in reports[rest[0]]["rank_by_order"][rest[1]])
+    if kind == "separated":
+        apart = reports[rest[0]]["separated"]
+        return ", ".join(tex(s) for s in apart) if apart else "none"
+    if kind == "atcap":
+        return at_cap(reports[rest[0]])
     if kind == "size":
         return str(sizes()[rest[0]][f"{rest[1]}_per_class"])
+    if kind == "tuning":
+        return tuning_table()
+    if kind == "trials":
+        return str(sum(r.get("evaluated_on") == "validation" for r in study_runs()))
+    if kind == "cost":
+        return cost(rest[0])
+    if kind == "lm":
+        return lm(rest)
     if kind == "table":
-        text = tables(stats, latex=latex)[rest[0]]
-        return text
+        return tables(reports[rest[0]], latex=True)[rest[1]]
     if kind == "figure":
-        if latex:
-            return rf"\includegraphics[width=\linewidth]{{generated/{rest[0]}.pdf}}"
-        return f"![{rest[0]}](generated/{rest[0]}.png)"
+        return rf"\includegraphics[width=\linewidth]{{generated/{rest[0]}/{rest[1]}.pdf}}"
     raise KeyError(f"unknown placeholder {{{{{key}}}}}")
 
 
-def render(template: Path, target: Path, stats: dict, latex: bool) -> None:
-    text = re.sub(r"\{\{([^}]+)\}\}", lambda m: value(m.group(1).strip(), stats, latex), template.read_text())
+def render(template: Path, target: Path, reports: dict) -> None:
+    text = re.sub(r"\{\{([^}]+)\}\}", lambda m: value(m.group(1).strip(), reports), template.read_text())
     target.write_text(text)
 
 
 def main() -> None:
-    stats = json.loads((HERE / "generated" / "stats.json").read_text())
-    render(HERE / "paper.tex.in", HERE / "paper.tex", stats, latex=True)
-    render(HERE / "paper.md.in", HERE / "README.md", stats, latex=False)
-    print("wrote paper/paper.tex and paper/README.md")
+    reports = {p.parent.name: json.loads(p.read_text()) for p in sorted((HERE / "generated").glob("*/stats.json"))}
+    render(HERE / "paper.tex.in", HERE / "paper.tex", reports)
+    print("wrote paper/paper.tex")
 
 
 if __name__ == "__main__":

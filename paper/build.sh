@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
-# Rebuild the paper from the committed sweep: report -> paper/generated, then paper.tex and
-# README.md from their templates, then the PDF where a LaTeX toolchain is installed.
+# Rebuild the paper from the committed study: the reports -> paper/generated/{task,class}, then
+# paper.tex from its template, the PDF (LaTeX from Debian's texlive packages, see paper/README.md)
+# and paper/README.md, the Markdown twin (pandoc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m cl.analysis.report results/sweep --out paper/generated > /dev/null
+for scenario in task class; do
+  python -m cl.analysis.report "results/study/$scenario" --out "paper/generated/$scenario" > /dev/null
+done
 python paper/build.py
+cd paper
 if command -v latexmk > /dev/null; then
-  (cd paper && latexmk -pdf -interaction=nonstopmode paper.tex > /dev/null && echo "wrote paper/paper.pdf")
+  latexmk -pdf -interaction=nonstopmode -halt-on-error paper.tex > latexmk.log 2>&1 \
+    || { tail -30 latexmk.log; echo "LaTeX failed: see paper/latexmk.log"; exit 1; }
+  echo "wrote paper/paper.pdf"
 else
-  echo "no LaTeX toolchain (latexmk): paper.pdf not built; paper/README.md is the readable twin"
+  echo "no LaTeX toolchain (latexmk): paper.pdf not built (apt-get install latexmk texlive-latex-recommended"
+  echo "texlive-fonts-recommended texlive-bibtex-extra lmodern)"
+fi
+if command -v pandoc > /dev/null; then
+  # The twin shows the PNG of every figure; citations become author-year text with a reference list.
+  sed 's/\.pdf}/.png}/' paper.tex | pandoc -s -f latex -t gfm --wrap=none --template twin.md --citeproc --bibliography refs.bib \
+    -o README.md 2> pandoc.log || { cat pandoc.log; exit 1; }
+  echo "wrote paper/README.md"
 fi

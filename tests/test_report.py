@@ -99,18 +99,36 @@ def test_a_sweep_rerun_skips_finished_runs(tmp_path):
     assert (tmp_path / "seed1" / "results.json").stat().st_mtime_ns == stamp
 
 
-def test_paper_templates_fill_every_placeholder(tmp_path):
-    strategies = ["naive", "joint", "low_lr", "freeze", "mc_dropout", "replay", "distill", "lora", "replay+distill"]
+def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):
+    strategies = ["naive", "low_lr", "freeze", "mc_dropout", "replay", "distill", "lora"]
     runs = [fake_run(s, seed, order, 0.5 + 0.01 * i + 0.02 * seed, 0.1) for i, s in enumerate(strategies)
             for seed in range(2) for order in ([0, 1, 2, 3], [2, 0, 3, 1], [3, 1, 0, 2])]  # fmt: skip
-    stats = summarize(runs)
+    runs += [fake_run(s, seed, [0, 1, 2, 3], 0.8, 0.0) for s in ("multitask", "single_task", "step_matched")
+             for seed in range(2)]  # fmt: skip
+    reports = {"task": json.loads(json.dumps(summarize(runs))), "class": json.loads(json.dumps(summarize(runs[:6])))}
     sys.path.insert(0, str(ROOT / "paper"))
     import build
 
-    for name in ("paper.md.in", "paper.tex.in"):
-        build.render(ROOT / "paper" / name, tmp_path / name, json.loads(json.dumps(stats)), name.endswith(".tex.in"))
-        text = (tmp_path / name).read_text()
-        assert "{{" not in text and "0.520 ± " in text.replace(r" $\pm$ ", " ± ")
+    study = tmp_path / "study"
+    (study / "tuning" / "naive").mkdir(parents=True)
+    (study / "tuning" / "naive" / "choice.yaml").write_text(
+        "chosen: [optimizer.lr=0.0001]\ncandidates:\n- {overrides: [optimizer.lr=0.0001], acc: 0.71}\n"
+        "- {overrides: [optimizer.lr=5e-05], acc: 0.65}\n"
+    )
+    trial = fake_run("naive", 0, None, 0.7, 0.1) | {"evaluated_on": "validation", "setup_seconds": {"model": 1800.0}}
+    write(study / "tuning", [trial])
+    write(study / "task", [fake_run("naive", 0, None, 0.6, 0.1) | {"setup_seconds": {"model": 1800.0}}])
+    lm = fake_run("naive", 0, None, 0.5, 0.2)
+    lm["metrics"] |= {"general_drop/repeat": 0.4, "general_drop/hamlet": 1.0}
+    write(tmp_path / "lm", [lm])
+    monkeypatch.setattr(build, "STUDY", study)
+    monkeypatch.setattr(build, "LM", tmp_path / "lm")
+    build.render(ROOT / "paper" / "paper.tex.in", tmp_path / "paper.tex", reports)
+    text = (tmp_path / "paper.tex").read_text()
+    assert "{{" not in text and r"0.520 $\pm$ " in text
+    assert r"naive & 2 & optimizer.lr=0.0001 & 0.710 & 0.650 \\" in text  # the tuning table
+    # two runs of 1,800 s set-up + 3.3 s of training and evaluation each: 1.0 hours; one final run
+    assert "used 1.0 hours of one CPU thread" in text and "1 tuning trials and 1 final runs" in text
 
 
 def test_per_run_table_shows_the_general_drops_and_the_peft_method(run_synthetic, tmp_path):

@@ -296,7 +296,8 @@ def markdown_table(head: list[str], body: list[list[str]]) -> str:
 
 def latex_table(head: list[str], body: list[list[str]]) -> str:
     cols = "l" + "r" * (len(head) - 1)
-    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(h.replace("_", r"\_") for h in head) + r" \\",
+    head = [h.replace("_", r"\_").replace("%", r"\%") for h in head]
+    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(head) + r" \\",
              r"\midrule", *(" & ".join(r) + r" \\" for r in body), r"\bottomrule", r"\end{tabular}"]  # fmt: skip
     return "\n".join(lines) + "\n"
 
