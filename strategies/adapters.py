@@ -10,11 +10,20 @@ and ``ptuning`` (P-tuning v1, Liu et al. 2021: prompts from a small encoder). Tw
 - ``mode=shared``: one adapter trained through the whole stream ("SeqLoRA"), the usual
   parameter-efficient baseline, which forgets like full fine-tuning but with far fewer parameters.
 
+``routing`` (isolation, class-incremental) removes the need for the task id: at each task's end a
+``cl.engine.routing.Router`` is fitted on the frozen base's features of the task's training data, and
+at test time each input is scored by the adapter (and the classes) of the task it is routed to. The
+single class-incremental head is trained on the current task's classes only (their slice of the
+logits), so no task's training moves another task's decision. The report gives the share of test
+inputs routed to their own task (``routing_acc``) and the accuracy with the true task's adapter
+(``oracle_acc``), over the tasks seen so far, beside the routed accuracy of the matrix.
+
 With ``model.quantization=nf4`` the frozen base is 4-bit (QLoRA; CUDA only) and is prepared for
 k-bit training (peft's ``prepare_model_for_kbit_training``) before the first adapter.
 """
 
 import torch
+import torch.nn.functional as F
 from peft import (
     AdaLoraConfig,
     IA3Config,
@@ -31,8 +40,14 @@ from peft.tuners.adalora import RankAllocator
 from typing_extensions import override
 
 from cl.engine.callback import ContinualCallback
+from cl.engine.routing import Router
 
 METHODS = ("lora", "adalora", "ia3", "prompt", "prefix", "ptuning")
+
+
+def rows_of(batch: dict, rows: torch.Tensor, n: int) -> dict:
+    """The batch restricted to ``rows`` (every per-row tensor of its ``n`` rows)."""
+    return {k: v[rows] if torch.is_tensor(v) and v.dim() and len(v) == n else v for k, v in batch.items()}
 
 
 class PeftAdapters(ContinualCallback):
@@ -46,6 +61,9 @@ class PeftAdapters(ContinualCallback):
     virtual_tokens: number of virtual tokens (prompt, prefix, ptuning).
     lr: learning rate of the adapters and heads (a frozen base wants a larger one than full
         fine-tuning); None keeps the run's ``optimizer.lr``.
+    routing: None (the task id picks the adapter), ``prototype`` or ``mahalanobis`` (the base model's
+        features do, ``cl.engine.routing``); class-incremental streams, isolation only.
+    shrinkage: of the shared covariance towards the identity (``mahalanobis``).
     """
 
     def __init__(
@@ -58,6 +76,8 @@ class PeftAdapters(ContinualCallback):
         target_modules: list[str] | None = None,
         virtual_tokens: int = 8,
         lr: float | None = 2e-3,
+        routing: str | None = None,
+        shrinkage: float = 0.1,
     ):
         if method not in METHODS:
             raise ValueError(f"lora.method must be one of {METHODS}, got {method!r}")
@@ -71,6 +91,13 @@ class PeftAdapters(ContinualCallback):
         self.method, self.mode, self.r, self.alpha, self.dropout = method, mode, r, alpha, dropout
         self.target_modules = list(target_modules) if target_modules else None
         self.virtual_tokens, self.lr, self.latest = virtual_tokens, lr, 0
+        if routing is not None and mode != "isolation":
+            raise ValueError(f"lora.routing picks one of the per-task adapters: it needs lora.mode=isolation, "
+                             f"got {mode!r}")  # fmt: skip
+        self.routing = routing
+        self.router = Router(routing, shrinkage) if routing else None
+        # This evaluation's inputs: routed to their own task, right with their own task's adapter, all.
+        self.counts = torch.zeros(3)
 
     def config(self, module):
         causal = module.causal_lm
@@ -94,11 +121,14 @@ class PeftAdapters(ContinualCallback):
 
     @override
     def on_run_start(self, module, stream, completed_tasks) -> None:
-        if self.mode == "isolation" and module.scenario == "class":
+        if self.mode == "isolation" and module.scenario == "class" and not self.routing:
             raise ValueError(
                 "lora isolation picks an adapter by task id, which class-incremental streams do not give "
-                "at test time: use stream.scenario=task or strategy.lora.mode=shared"
+                "at test time: use strategy.lora.routing=mahalanobis, stream.scenario=task or strategy.lora.mode=shared"
             )
+        if self.routing and module.scenario != "class":
+            raise ValueError("lora.routing stands in for the task id, which task-incremental streams give: use it "
+                             "with stream.scenario=class")  # fmt: skip
         if self.method in ("prefix", "ptuning") and not module.causal_lm:
             raise ValueError(f"lora.method={self.method} needs a causal language model (a causal_lm model family); "
                              "encoders support lora, adalora, ia3 and prompt")  # fmt: skip
@@ -154,10 +184,92 @@ class PeftAdapters(ContinualCallback):
     @override
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         encoder = pl_module.network.backbone
-        if self.mode == "isolation" and isinstance(encoder, PeftModel):
+        if self.mode == "isolation" and isinstance(encoder, PeftModel) and not self.routing:
             # A task not trained yet has no adapter: it is scored with the newest one.
             encoder.set_adapter(self.adapter(min(dataloader_idx, self.latest)))
 
     @override
+    def on_task_end(self, module, task_id, stream, data) -> None:
+        if not self.routing:
+            return
+        features, labels, training = [], [], module.training
+        module.eval()
+        with torch.no_grad(), module.network.backbone.disable_adapter():
+            for batch in stream.eval_loader(data, 64):
+                batch = {k: v.to(module.device) for k, v in batch.items()}
+                features.append(module.route_features(batch))
+                labels.append(batch["labels"])
+        module.train(training)
+        self.router.add_task(task_id, torch.cat(features), torch.cat(labels))
+
+    def slice_of(self, module, task_id: int, classes: int) -> tuple[int, int]:
+        """Task ``task_id``'s classes in the class-incremental head (of ``classes`` in all)."""
+        bounds = [*module.class_offsets, classes]
+        return bounds[task_id], bounds[task_id + 1]
+
+    @override
+    def loss_terms(self, module, batch, outputs, terms: dict) -> dict:
+        if self.routing and not module.causal_lm:  # the current task's classes only (see the docstring)
+            logits, labels = outputs.groups[0].logits, outputs.groups[0].labels
+            a, b = self.slice_of(module, module.task_id, logits.shape[-1])
+            if not bool(((labels >= a) & (labels < b)).all()):
+                raise ValueError("lora.routing trains each adapter on its own task's examples only; it does not "
+                                 "compose with strategies that add other tasks' examples (replay)")  # fmt: skip
+            terms["ce"] = F.cross_entropy(logits[:, a:b], labels - a)
+        return terms
+
+    def task_probs(self, module, batch: dict, tasks: torch.Tensor) -> torch.Tensor:
+        """Each row's class probabilities through the adapter of its task in ``tasks``, over that task's
+        classes only (zero elsewhere)."""
+        out = None
+        for t in tasks.unique().tolist():
+            rows = (tasks == t).nonzero().squeeze(1)
+            part = rows_of(batch, rows, len(tasks))
+            module.network.backbone.set_adapter(self.adapter(t))
+            probs = module.class_probs(part, 0)
+            out = torch.zeros(len(tasks), probs.shape[-1], device=probs.device) if out is None else out
+            a, b = self.slice_of(module, t, probs.shape[-1])
+            out[rows, a:b] = probs[:, a:b] / probs[:, a:b].sum(-1, keepdim=True).clamp(min=1e-30)
+        return out
+
+    @override
+    def predict_proba(self, module, batch: dict, head: int) -> torch.Tensor | None:
+        if not self.routing or not len(self.router) or head >= len(module.class_offsets):
+            return None  # before any adapter, and the general-ability probes: the plain prediction
+        true = batch["task_ids"]
+        if module.trainer.validating:  # choosing the current task's epoch: its own adapter, not routed
+            return self.task_probs(module, batch, torch.full_like(true, module.task_id))
+        with module.network.backbone.disable_adapter():
+            routed = self.router.route(module.route_features(batch))
+        probs = self.task_probs(module, batch, routed)
+        seen, wrong = true <= self.latest, routed != true
+        oracle = probs.clone()
+        if bool((wrong & seen).any()):
+            rows = (wrong & seen).nonzero().squeeze(1)
+            part = rows_of(batch, rows, len(true))
+            oracle[rows] = self.task_probs(module, part, true[rows])
+        right = oracle.argmax(-1) == module.head_labels(batch["labels"], true)
+        self.counts += torch.tensor([float((~wrong & seen).sum()), float((right & seen).sum()), float(seen.sum())])
+        module.network.backbone.set_adapter(self.adapter(self.latest))
+        return probs
+
+    @override
+    def on_test_epoch_start(self, trainer, pl_module) -> None:
+        self.counts = torch.zeros(3)
+
+    @override
+    def state_dict(self) -> dict:
+        return {"router": self.router.state_dict()} if self.router is not None else {}
+
+    @override
+    def load_state_dict(self, state: dict) -> None:
+        if self.router is not None and state.get("router"):
+            self.router.load_state_dict(state["router"])
+
+    @override
     def report(self) -> dict[str, float]:
-        return {"adapters": self.latest + 1 if self.mode == "isolation" else 1}
+        out = {"adapters": self.latest + 1 if self.mode == "isolation" else 1}
+        if self.routing and self.counts[2] > 0:
+            out |= {"routing_acc": round(float(self.counts[0] / self.counts[2]), 6),
+                    "oracle_acc": round(float(self.counts[1] / self.counts[2]), 6)}  # fmt: skip
+        return out

@@ -23,6 +23,7 @@ STRATEGIES = {
     "lora": ["strategy=lora"],
     "lora_shared": ["strategy=lora", "strategy.lora.mode=shared"],
     "olora": ["strategy=olora"],
+    "routed_lora": ["strategy=routed_lora", "stream.scenario=class"],
     "replay_distill": ["strategy=[replay,distill]"],
     "lm_replay_distill": ["experiment=synthetic_lm", "strategy=[replay,distill]"],
     "lm_prefix": ["experiment=synthetic_lm", "strategy=lora", "strategy.lora.method=prefix"],

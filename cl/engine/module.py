@@ -78,6 +78,10 @@ class ContinualModule(L.LightningModule):
         """What a distillation matches, from ``outputs`` of this batch if given."""
         raise NotImplementedError
 
+    def route_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One vector per row describing the input (never its answer), for routing to a task."""
+        raise NotImplementedError
+
     # Shared.
     def head_of(self, task_id: int) -> int:
         return task_id if self.scenario == "task" else 0

@@ -226,6 +226,18 @@ class CausalLMModule(ContinualModule):
         outs = self.generate(self.prompt_ids(batch), max(map(len, answers)) + 1)
         return torch.tensor([-1 if o is None else index.get(tuple(o), -1) for o in outs], device=self.device)
 
+    def route_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The last layer's hidden states averaged over each row's prompt (its answer left out)."""
+        prompts = self.prompt_ids(batch)
+        width = max(map(len, prompts))
+        ids = torch.tensor([[self.pad_id] * (width - len(p)) + p for p in prompts], device=self.device)
+        mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=self.device)
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.network.backbone(input_ids=ids, attention_mask=mask, position_ids=positions,
+                                    output_hidden_states=True)  # fmt: skip
+        weights = mask.unsqueeze(-1).to(out.hidden_states[-1].dtype)
+        return (out.hidden_states[-1] * weights).sum(1) / weights.sum(1)
+
     def on_test_epoch_start(self) -> None:
         self.samples = {}
 

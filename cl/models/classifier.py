@@ -113,6 +113,9 @@ class ClassifierModule(ContinualModule):
     def class_probs(self, batch: dict[str, torch.Tensor], head: int) -> torch.Tensor:
         return self.network.head_logits(self.encode(batch), head).softmax(-1)
 
+    def route_features(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.encode(batch)
+
     def distributions(self, batch: dict[str, torch.Tensor], outputs: ClassifierOutputs | None = None) -> Distributions:
         """Every earlier task's head side by side, one distribution each (class-incremental: the
         single head's earlier classes, one distribution)."""
