@@ -6,7 +6,8 @@
 #      default order), cl.tune; the class-incremental runs take the task-incremental choices;
 #   2. task-incremental: the strategies x 5 seeds x 3 task orders; the reference points that do not
 #      depend on the order (multitask, single_task) and step_matched x 5 seeds, default order;
-#   3. class-incremental: naive, replay, distill, multitask x 5 seeds, default order;
+#   3. class-incremental: naive, replay, distill, multitask, routed_lora x 5 seeds, default order
+#      (routed_lora, which needs a class-incremental stream, is tuned on one);
 #   4. the report (seed-clustered intervals, Holm-adjusted paired tests, rank intervals).
 # Budget (2 cores, no GPU): a pilot run (naive, one thread, up to 4 epochs) took 350 s, so the plan
 # was cut to fit about 6 hours: 3 epochs at most, 4 trials, lora the only adapter strategy, joint
@@ -22,12 +23,15 @@ export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 orders=('[0,1,2,3]' '[2,0,3,1]' '[3,1,0,2]')
 every_order=(naive replay distill lora low_lr freeze mc_dropout)
 one_order=(multitask single_task step_matched)
-class_il=(naive replay distill multitask)
+class_il=(naive replay distill multitask routed_lora)
+class_only=(routed_lora)  # tuned on the class-incremental stream
 
 job() {  # tune STRATEGY | final STRATEGY SCENARIO ORDER
   local kind=$1 s=$2 dir="$OUT/tuning/$2"
   if [ "$kind" = tune ]; then
-    [ -f "$dir/choice.yaml" ] || python -m cl.tune experiment=study "strategy=$s" --trials "$TRIALS" --out "$dir"
+    local on=()
+    [[ " ${CLASS_ONLY} " == *" $s "* ]] && on=(stream.scenario=class)
+    [ -f "$dir/choice.yaml" ] || python -m cl.tune experiment=study "strategy=$s" "${on[@]}" --trials "$TRIALS" --out "$dir"
     return
   fi
   [ -f "$dir/choice.yaml" ] || { echo "no $dir/choice.yaml: its tuning has not finished"; return 1; }
@@ -37,10 +41,11 @@ job() {  # tune STRATEGY | final STRATEGY SCENARIO ORDER
     'hydra.sweep.subdir=${strategy_name}/order${order_name}/seed${seed}'
 }
 export -f job
+export CLASS_ONLY="${class_only[*]}"
 
 mkdir -p "$OUT/logs"
 {
-  for s in "${every_order[@]}" "${one_order[@]}"; do echo "tune $s"; done
+  for s in "${every_order[@]}" "${one_order[@]}" "${class_only[@]}"; do echo "tune $s"; done
   for o in "${orders[@]}"; do
     for s in "${every_order[@]}"; do echo "final $s task $o"; done
     [ "$o" = "${orders[0]}" ] && for s in "${one_order[@]}"; do echo "final $s task $o"; done
