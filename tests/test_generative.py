@@ -57,8 +57,8 @@ def test_scores_and_kinds_are_checked(build_synthetic):
     with pytest.raises(ValueError, match="type must be one of"):
         build_synthetic(*GEN, "stream.tasks.g1.type=chat")
     with pytest.raises(ValueError, match=r"tasks \['g1', 'g2'\] are generative: they need a causal language model"):
-        build_synthetic(*GEN, "model=tiny_bert", "~stream.general")
-    with pytest.raises(ValueError, match=r"probes \['filler', 'other'\] .* need a causal LM"):
+        build_synthetic(*GEN, "model=tiny_bert", "~stream.general", "~stream.rehearsal")
+    with pytest.raises(ValueError, match=r"rehearsal data \['filler', 'other', 'r5'\] .* need a causal LM"):
         build_synthetic(*GEN, "model=tiny_bert")
 
 

@@ -10,6 +10,8 @@ import cl.run
 from cl.engine import checkpoint
 from cl.engine.module import ContinualModule
 
+REHEARSE = ("+stream.rehearsal={r5: {type: generate, source: {_target_: tasks.synthetic.response_task, task_index: 5}, "
+            "train_examples: 32, test_examples: 1}}")
 STRATEGIES = {
     "naive": ["strategy=naive"],
     "joint": ["strategy=joint"],
@@ -24,6 +26,7 @@ STRATEGIES = {
     "lora_shared": ["strategy=lora", "strategy.lora.mode=shared"],
     "olora": ["strategy=olora"],
     "routed_lora": ["strategy=routed_lora", "stream.scenario=class"],
+    "lm_general_replay": ["experiment=synthetic_lm", "strategy=general_replay", REHEARSE],
     "replay_distill": ["strategy=[replay,distill]"],
     "lm_replay_distill": ["experiment=synthetic_lm", "strategy=[replay,distill]"],
     "lm_prefix": ["experiment=synthetic_lm", "strategy=lora", "strategy.lora.method=prefix"],

@@ -73,7 +73,7 @@ class CausalLMModule(ContinualModule):
     @staticmethod
     def batching(tasks, probes, stream_cfg: DictConfig, tokenizer, backbone) -> PromptAnswer:
         template, scenario = stream_cfg.get("template", "plain"), stream_cfg.get("scenario", "task")
-        general = stream_cfg.get("general")
+        general = {**(stream_cfg.get("general") or {}), **(stream_cfg.get("rehearsal") or {})}  # probes, then rehearsal
         prompts = build_prompts(tasks, stream_cfg.tasks, tokenizer, scenario, template, probes, general)
         eos = getattr(tokenizer, "eos_token_id", None)
         eos = eos if eos is not None else backbone.config.eos_token_id
@@ -83,7 +83,7 @@ class CausalLMModule(ContinualModule):
     def from_config(cls, cfg: DictConfig, backbone: nn.Module, tokenizer, stream, optimizer,
                     **schedule) -> "CausalLMModule":  # fmt: skip
         batches, everything = stream.collate, [*stream.tasks, *stream.probes]
-        generative = [t for t in everything if t.kind == "generate"]
+        generative = [t for t in [*everything, *stream.rehearsal] if t.kind == "generate"]
         splits = [split for t in generative for split in (t.train, t.test) if len(split)]  # a probe: no training split
         longest = max((len(x) for split in splits for x in split["target_ids"]), default=0)
         decode = (lambda ids: tokenizer.decode(ids, skip_special_tokens=True)) if tokenizer else None

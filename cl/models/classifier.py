@@ -69,8 +69,9 @@ class ClassifierModule(ContinualModule):
     @staticmethod
     def batching(tasks, probes, stream_cfg: DictConfig, tokenizer, backbone) -> PaddedText:
         if probes:
-            raise ValueError(f"stream.general probes {[p.name for p in probes]} score what a language model keeps "
-                             "outside the stream: they need a causal LM model, not the encoder classifier")  # fmt: skip
+            raise ValueError(f"stream.general probes and stream.rehearsal data {[p.name for p in probes]} are for "
+                             "language models (what one keeps outside the stream, what it rehearses): they need a "
+                             "causal LM model, not the encoder classifier")  # fmt: skip
         return PaddedText(getattr(tokenizer, "pad_token_id", None) or 0)
 
     @classmethod

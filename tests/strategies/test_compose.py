@@ -8,7 +8,8 @@ STRATEGIES = sorted(p.stem for p in (Path(__file__).resolve().parents[2] / "conf
 PAIRS = ["[replay,distill]", "[freeze,replay]", "[low_lr,replay]", "[lora,mc_dropout]", "[replay,mc_dropout]",
          "[lora,distill]", "[freeze,distill]"]  # fmt: skip
 FIT_TINY = ["strategy.freeze.layers=1"]  # the tiny test model has two layers
-SCENARIO = {"routed_lora": ["stream.scenario=class"]}  # routing stands in for a task id only class-IL lacks
+# routing stands in for a task id only class-IL lacks; general data is rehearsed by language models
+SCENARIO = {"routed_lora": ["stream.scenario=class"], "general_replay": ["experiment=synthetic_instruct"]}
 
 
 @pytest.mark.parametrize("strategy", STRATEGIES + PAIRS)
