@@ -1,5 +1,7 @@
 """The benchmark's own arithmetic (its timings are never asserted: see python -m cl.analysis.bench)."""
 
+import sys
+
 import pytest
 
 from cl.analysis.bench import padding, table
@@ -24,3 +26,19 @@ def test_benchmarks_find_the_configs():
     from cl.analysis.timing import CONFIGS
 
     assert (Path(CONFIGS) / "config.yaml").is_file()
+
+
+@pytest.mark.slow
+def test_peer_runs_on_tiny_copies_of_the_tasks(tmp_path, monkeypatch):
+    """The whole-run comparison's pieces: the exported tasks, the plain loop and this framework on
+    them (real model and data, a few examples per class)."""
+    import cl.analysis.bench_peers as peers
+
+    monkeypatch.setattr(peers, "SIZES", {"news": (2, 1), "sentiment": (3, 2), "subjectivity": (3, 2), "tweets": (1, 1)})
+    data = peers.export(tmp_path / "data")
+    assert len((data / "tweets_train.csv").read_text().splitlines()) == 1 + 16  # header + one per outlet
+    model = peers.model_folder()
+    plain = peers.run_script(sys.executable, "plain.py", data, model, "replay")
+    ours = peers.run_ours(data, "replay", tmp_path / "ours")
+    for m in (plain, ours):
+        assert 0 <= m["acc"] <= 1 and m["train_s"] > 0 and m["peak_rss_mb"] > 100

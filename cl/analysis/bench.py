@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_scheduler
 
-from cl.analysis import bench_lm
+from cl.analysis import bench_lm, bench_peers
 from cl.analysis.timing import QUIET, StepClock, experiment, platform_line, table
 from cl.engine.loop import ContinualLoop, Experiment
 from cl.engine.results import peak_rss_mb
@@ -215,11 +215,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="outputs/bench", help="scratch folder")
     parser.add_argument("--doc", default="docs/benchmarks.md", help="where the table is written")
     parser.add_argument("--lm", action="store_true", help="language-model throughput instead (docs/benchmarks_lm.md)")
+    parser.add_argument("--peers", action="store_true", help="whole runs against a plain loop and Avalanche "
+                        "(docs/benchmarks_peers.md)")
+    parser.add_argument("--peer-rounds", type=int, default=2, help="rounds of whole runs (--peers)")
+    parser.add_argument("--avalanche-python", help="the python of Avalanche's virtual environment (--peers)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one strategy, JSON on stdout
     args = parser.parse_args(argv)
     if args.one:
         print(json.dumps(strategy_cost(args.one, args.out)))
         return
+    if args.peers:
+        doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_peers.md"
+        return bench_peers.main(args.out, doc, args.peer_rounds, args.avalanche_python)
     if args.lm:
         doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_lm.md"
         return bench_lm.main(args.out, doc)
