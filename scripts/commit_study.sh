@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 out=${1:-results/study}
 grep -l '"status": "finished"' -r --include=results.json "$out" | xargs -r -n 50 dirname | xargs -r git add --
 find "$out" -name choice.yaml -print0 | xargs -0 -r git add --
-git add -- "$out/jobs.txt" 2>/dev/null || true
+git add -- "$out/jobs.txt" "$out/logs" "$out/study.log" 2>/dev/null || true
 n=$(git diff --cached --name-only -- "$out" | grep -c results.json || true)
 if [ "$n" -gt 0 ]; then
   git commit -qm "study: $n more finished runs and trials ($(date -u +%F))" && echo "committed $n finished runs"
