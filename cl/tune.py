@@ -3,7 +3,10 @@
 Every strategy declares its search space in its config, as ``_search_`` (a Hydra override name ->
 its candidates; ``configs/strategy/*.yaml``); composed strategies search the union of their spaces.
 This draws ``--trials`` points of the space, the same budget for every strategy: the whole grid when it
-is no larger, else a seeded random sample of it without repeats. Each trial is a run of the stream
+is no larger, else a seeded random sample of it without repeats; then, when a chosen number is the
+lowest or highest value tried, up to ``--extend`` more trials step past it (one step of its grid:
+geometric for rates, arithmetic otherwise), each followed by a new choice, so a grid that does not
+bracket the optimum is widened by the same rule for every strategy. Each trial is a run of the stream
 (``cl.run``, in its own process and folder ``DIR/trial<k>``, ``skip_done`` so that a stopped tuning
 resumes) with ``stream.validation_fraction`` of every task's training data held out and scored
 instead of the test split; then ``cl.analysis.tune`` writes the candidates and the chosen overrides to
@@ -15,6 +18,7 @@ instead of the test split; then ``cl.analysis.tune`` writes the candidates and t
 
 import argparse
 import itertools
+import json
 import random
 import subprocess
 import sys
@@ -54,6 +58,41 @@ def as_override(key: str, value) -> str:
     return f"{key}={yaml.safe_dump(value, default_flow_style=True).strip().removesuffix('...').strip()}"
 
 
+def beyond(values: list, side: str):
+    """One grid step past the lowest (``side="low"``) or highest tried value: geometric when the values
+    are positive and evenly spaced in ratio (rates, sizes), else arithmetic; None when not numbers."""
+    v = sorted(set(values))
+    if len(v) < 2 or not all(isinstance(x, int | float) and not isinstance(x, bool) for x in v):
+        return None
+    geometric = v[0] > 0 and v[-1] / v[0] > 3  # rates and sizes span decades; shares and weights do not
+    a, b = (v[0], v[1]) if side == "low" else (v[-1], v[-2])
+    new = a * a / b if geometric else a - (b - a)
+    new = int(round(new)) if all(isinstance(x, int) for x in v) else float(f"{new:.3g}")
+    return None if new in v else new
+
+
+def extension(space: dict, tried: list[dict], chosen: list[str]) -> dict | None:
+    """The next trial past an edge: the chosen point with one edge setting stepped beyond it."""
+    best = next((p for p in tried if {as_override(k, p[k]) for k in p} >= set(chosen)), None)
+    if best is None:
+        return None
+    for key in space:
+        values = [*space[key], *(p[key] for p in tried)]  # the declared grid and the steps past it so far
+        for side, edge in (("low", min(values)), ("high", max(values))):
+            if best[key] == edge and (new := beyond(values, side)) is not None:
+                point = {**best, key: new}
+                if point not in tried:
+                    return point
+    return None
+
+
+def finished(folder: Path) -> bool:
+    try:
+        return json.loads((folder / "results.json").read_text()).get("status") == "finished"
+    except (OSError, ValueError):
+        return False
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cl.tune", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="cl.run overrides (strategy=..., experiment=...)")
@@ -61,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", help="folder of the trials and choice.yaml")
     parser.add_argument("--metric", default="acc", help="what the choice maximises (validation)")
     parser.add_argument("--validation-fraction", type=float, default=0.2, help="share of training data held out")
+    parser.add_argument("--extend", type=int, default=2, help="trials past a chosen value at the grid's edge")
     parser.add_argument("--print", metavar="CHOICE", help="print a choice.yaml's overrides on one line and exit")
     args = parser.parse_args(argv)
     if args.print:
@@ -75,18 +115,32 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     common = [*args.overrides, f"stream.validation_fraction={args.validation_fraction}",
               "stream.evaluate_on=validation", "skip_done=true"]  # fmt: skip
-    for k, point in enumerate(points):
+    def run(k: int, point: dict) -> None:
         chosen = [as_override(key, value) for key, value in point.items()]
-        sys.stdout.write(f"trial {k + 1}/{len(points)}: {' '.join(chosen) or '(no search space)'}\n")
+        sys.stdout.write(f"trial {k + 1}: {' '.join(chosen) or '(no search space)'}\n")
         sys.stdout.flush()
+        if finished(out / f"trial{k}"):  # a resumed tuning: no process for what is done
+            return
         cmd = [sys.executable, "-m", "cl.run", *common, *chosen, f"hydra.run.dir={out / f'trial{k}'}"]
         if subprocess.run(cmd).returncode != 0:
             sys.stdout.write(f"trial {k + 1} failed (see {out / f'trial{k}'}/run.log); the others go on\n")
+
     # The choice is the offline analysis's (which the engine does not import): run as a program.
     choose = [sys.executable, "-m", "cl.analysis.tune", str(out), "--metric", args.metric,
               "--out", str(out / "choice.yaml")]  # fmt: skip
+    for k, point in enumerate(points):
+        run(k, point)
     if code := subprocess.run(choose).returncode:
         raise SystemExit(code)
+    for _ in range(args.extend):
+        chosen = yaml.safe_load((out / "choice.yaml").read_text())["chosen"]
+        point = extension(space, points, chosen)
+        if point is None:
+            break
+        points.append(point)
+        run(len(points) - 1, point)
+        if code := subprocess.run(choose).returncode:
+            raise SystemExit(code)
 
 
 if __name__ == "__main__":

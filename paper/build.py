@@ -13,6 +13,7 @@ tuning choices and run files under ``results/study`` and the language-model runs
     {{table:task:main}}          a generated table      {{figure:task:heatmaps}}  a generated figure
     {{size:news:train}}          examples per class in the study stream (train, test)
     {{tuning}}                   the tuning table      {{trials}}  trials run
+    {{edges}}                    chosen values at the edge of their search space
     {{cost:hours}} {{cost:runs}} the study's measured compute (CPU-thread hours) and run count
     {{lm:table}}                 the one-seed language-model comparison   {{lm:naive:forgetting}}
 """
@@ -53,6 +54,33 @@ def tuning_table() -> str:
         body.append([tex(choice.parent.name), str(len(c["candidates"])), tex(" ".join(c["chosen"]) or "(none)"),
                      fmt(best["acc"]), fmt(worst["acc"])])  # fmt: skip
     return latex_table(["strategy", "trials", "chosen", "val. acc (chosen)", "val. acc (worst trial)"], body)
+
+
+def number(text: str):
+    """A chosen value as the search space holds it (YAML reads ``5e-05``, without a dot, as text)."""
+    try:
+        return float(text)
+    except ValueError:
+        return yaml.safe_load(text)
+
+
+def edges() -> str:
+    """Strategies whose chosen value of a searched setting is the lowest or highest tried (the declared
+    grid and the trials that stepped past it)."""
+    from cl.tune import search_space
+
+    found = []
+    for choice in sorted(STUDY.glob("tuning/*/choice.yaml")):
+        space = search_space([f"strategy={choice.parent.name}"])
+        tried = [o for f in choice.parent.glob("trial*/.hydra/overrides.yaml") for o in yaml.safe_load(f.read_text())]
+        for override in yaml.safe_load(choice.read_text())["chosen"]:
+            key, value = override.split("=", 1)
+            steps = [number(o.split("=", 1)[1]) for o in tried if o.startswith(f"{key}=")]  # past the grid too
+            candidates, chosen = sorted({*space.get(key, []), *steps}), number(value)
+            if len(candidates) > 2 and chosen in (candidates[0], candidates[-1]):
+                side = "lowest" if chosen == candidates[0] else "highest"
+                found.append(rf"{tex(choice.parent.name)} ({tex(key)} at its {side} candidate, {value})")
+    return "; ".join(found) if found else "none"
 
 
 def study_runs() -> list[dict]:
@@ -122,6 +150,8 @@ def value(key: str, reports: dict) -> str:
         return str(sizes()[rest[0]][f"{rest[1]}_per_class"])
     if kind == "tuning":
         return tuning_table()
+    if kind == "edges":
+        return edges()
     if kind == "trials":
         return str(sum(r.get("evaluated_on") == "validation" for r in study_runs()))
     if kind == "cost":

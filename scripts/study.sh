@@ -2,8 +2,9 @@
 # The study behind paper/ v2 (configs/experiment/study.yaml: MiniLM on text4_study, test splits of
 # 400 per task, per-task model selection and early stopping on validation splits, up to 3 epochs).
 #   1. tuning: every strategy's declared search space (_search_), the same budget of $TRIALS trials
-#      (the whole grid when smaller), scored on the validation splits of the whole stream (seed 0,
-#      default order), cl.tune; the class-incremental runs take the task-incremental choices;
+#      (the whole grid when smaller) plus up to $EXTEND trials stepping past a chosen value at the
+#      grid's edge, scored on the validation splits of the whole stream (seed 0, default order),
+#      cl.tune; the class-incremental runs take the task-incremental choices;
 #   2. task-incremental: the strategies x 5 seeds x 3 task orders; the reference points that do not
 #      depend on the order (multitask, single_task) and step_matched x 5 seeds, default order;
 #   3. class-incremental: naive, replay, distill, multitask, routed_lora x 5 seeds, default order
@@ -18,7 +19,7 @@
 #   nohup scripts/study.sh > results/study/study.log 2>&1 &
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OUT=${OUT:-results/study} TRIALS=${TRIALS:-4} SEEDS=${SEEDS:-0,1,2,3,4}
+export OUT=${OUT:-results/study} TRIALS=${TRIALS:-4} EXTEND=${EXTEND:-2} SEEDS=${SEEDS:-0,1,2,3,4}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 orders=('[0,1,2,3]' '[2,0,3,1]' '[3,1,0,2]')
 every_order=(naive replay distill lora low_lr freeze mc_dropout)
@@ -31,7 +32,8 @@ job() {  # tune STRATEGY | final STRATEGY SCENARIO ORDER
   if [ "$kind" = tune ]; then
     local on=()
     [[ " ${CLASS_ONLY} " == *" $s "* ]] && on=(stream.scenario=class)
-    [ -f "$dir/choice.yaml" ] || python -m cl.tune experiment=study "strategy=$s" "${on[@]}" --trials "$TRIALS" --out "$dir"
+    # cl.tune skips finished trials without starting them, so calling it again is cheap
+    python -m cl.tune experiment=study "strategy=$s" "${on[@]}" --trials "$TRIALS" --extend "$EXTEND" --out "$dir"
     return
   fi
   [ -f "$dir/choice.yaml" ] || { echo "no $dir/choice.yaml: its tuning has not finished"; return 1; }

@@ -129,6 +129,9 @@ def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):
     assert r"naive & 2 & optimizer.lr=0.0001 & 0.710 & 0.650 \\" in text  # the tuning table
     # two runs of 1,800 s set-up + 3.3 s of training and evaluation each: 1.0 hours; one final run
     assert "used 1.0 hours of one CPU thread" in text and "1 tuning trials and 1 final runs" in text
+    assert r"naive (optimizer.lr at its lowest candidate, 0.0001)" not in text  # 1e-4 is the middle of three
+    (study / "tuning" / "naive" / "choice.yaml").write_text("chosen: [optimizer.lr=5e-05]\ncandidates: []\n")
+    assert build.edges() == "naive (optimizer.lr at its lowest candidate, 5e-05)"
 
 
 def test_per_run_table_shows_the_general_drops_and_the_peft_method(run_synthetic, tmp_path):

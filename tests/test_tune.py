@@ -57,7 +57,7 @@ def test_tune_runs_trials_on_validation_and_writes_the_choice(tmp_path, capsys):
     out = tmp_path / "naive"
     args = ["experiment=synthetic", "logger=none", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
             "~stream.tasks.t2"]  # fmt: skip
-    tune([*args, "--trials", "2", "--out", str(out)])
+    tune([*args, "--trials", "2", "--extend", "0", "--out", str(out)])
     choice = yaml.safe_load((out / "choice.yaml").read_text())
     assert len(choice["candidates"]) == 2 and choice["chosen"][0].startswith("optimizer.lr=")  # 2 of naive's 5
     for k in (0, 1):
@@ -65,7 +65,27 @@ def test_tune_runs_trials_on_validation_and_writes_the_choice(tmp_path, capsys):
         assert run["evaluated_on"] == "validation" and run["status"] == "finished"
     best = max(choice["candidates"], key=lambda c: c["acc"])
     assert choice["chosen"] == best["overrides"]
-    tune([*args, "--trials", "2", "--out", str(out)])  # again: both trials are skipped, the same choice
-    assert "finished already" in (out / "trial0" / "run.log").read_text()
+    log = (out / "trial0" / "run.log").stat().st_mtime
+    tune([*args, "--trials", "2", "--extend", "0", "--out", str(out)])  # again: no trial runs again, the same choice
+    assert (out / "trial0" / "run.log").stat().st_mtime == log
+    assert yaml.safe_load((out / "choice.yaml").read_text())["chosen"] == choice["chosen"]
     tune(["--print", str(out / "choice.yaml")])
     assert capsys.readouterr().out.strip().endswith(choice["chosen"][0])
+
+
+def test_a_choice_at_the_edge_of_the_grid_is_followed_past_it():
+    from cl.tune import beyond, extension, search_space, trials
+
+    assert beyond([5e-5, 1e-4, 2e-4], "low") == 2.5e-5 and beyond([5e-5, 1e-4, 2e-4], "high") == 4e-4  # rates
+    assert beyond([0.3, 0.5, 0.7], "high") == 0.9 and beyond([4, 8, 16], "high") == 32  # weights, sizes
+    assert beyond(["a", "b"], "low") is None
+    space = search_space(["strategy=replay"])  # lr 5e-5, 1e-4, 2e-4 x ratio 0.25, 0.5, 1.0
+    tried = trials(space, 4)
+    step = extension(space, tried, ["optimizer.lr=0.0002", "strategy.replay.ratio=1.0"])
+    assert step == {"optimizer.lr": 4e-4, "strategy.replay.ratio": 1.0}
+    further = extension(space, [*tried, step], ["optimizer.lr=0.0004", "strategy.replay.ratio=1.0"])
+    assert further["optimizer.lr"] == 8e-4
+    # back at 2e-4 (4e-4 was worse): the rate is no longer at an edge, so the ratio is stepped next
+    assert extension(space, [*tried, step], ["optimizer.lr=0.0002", "strategy.replay.ratio=1.0"]) == {
+        "optimizer.lr": 2e-4, "strategy.replay.ratio": 2.0}
+    assert extension(space, tried, ["optimizer.lr=0.0001", "strategy.replay.ratio=0.5"]) is None  # inside
