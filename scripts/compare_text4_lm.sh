@@ -18,4 +18,10 @@ python -m cl.run -m "${common[@]}" strategy=replay,distill,freeze,low_lr,joint
 python -m cl.run -m "${common[@]}" strategy=lora strategy.lora.method=ia3 strategy.lora.lr="$lora_lr" \
   'hydra.sweep.subdir=ia3'
 python -m cl.run -m "${common[@]}" strategy=mc_dropout
+# Beyond the peers (issue 16), against LoRA isolation above: SeqLoRA (one shared adapter), O-LoRA
+# (an adapter per task, all summed, no task id), and full fine-tuning with general-data replay.
+python -m cl.run -m "${common[@]}" strategy=lora strategy.lora.mode=shared strategy.lora.lr="$lora_lr" \
+  'hydra.sweep.subdir=seqlora'
+python -m cl.run -m "${common[@]}" strategy=olora strategy.olora.lr="$lora_lr"
+python -m cl.run -m "${common[@]}" strategy=general_replay
 python -m cl.analysis.report "$out" --runs --markdown "$out/table.md"
