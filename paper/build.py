@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from cl.analysis.report import fmt, latex_table, load_runs, tables  # noqa: E402
+from cl.analysis.report import fmt, label, latex_table, load_runs, tables  # noqa: E402
 
 STUDY = ROOT / "results" / "study"
 LM = ROOT / "results" / "text4_lm"
@@ -114,8 +114,7 @@ def lm(key: list[str]) -> str:
         for r in sorted(runs, key=lambda r: -r["metrics"]["acc"]):
             m = r["metrics"]
             wall = r["initial_eval_seconds"] + sum(r["train_seconds"]) + sum(r["eval_seconds"])
-            method = ((r["config"].get("strategy") or {}).get("lora") or {}).get("method", "lora")
-            name = r["strategy"] if method == "lora" else method
+            name = label(r)
             keys = ("acc", "bwt", "forgetting", "learning_acc", "general_drop/repeat", "general_drop/hamlet")
             body.append([tex(name), *(fmt(m.get(k)) for k in keys), f"{wall:.0f}"])
         return latex_table(head, body)

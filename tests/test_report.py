@@ -143,6 +143,7 @@ def test_per_run_table_shows_the_general_drops_and_the_peft_method(run_synthetic
     assert "general_drop/filler" in head and "general_drop/other" in head
     run = {"strategy": "lora", "config": {"strategy": {"lora": {"method": "ia3"}}}}
     assert label(run) == "lora (ia3)" and label(run | {"config": {"strategy": None}}) == "lora"
+    assert label({"strategy": "lora", "config": {"strategy": {"lora": {"mode": "shared"}}}}) == "lora (shared)"
 
 
 def test_intransigence_is_measured_against_single_task_runs(tmp_path, capsys):

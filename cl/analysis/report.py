@@ -303,9 +303,11 @@ def latex_table(head: list[str], body: list[list[str]]) -> str:
 
 
 def label(run: dict) -> str:
-    """The strategy's name, with the PEFT method when it is not LoRA (``lora (ia3)``)."""
-    method = ((run["config"].get("strategy") or {}).get("lora") or {}).get("method", "lora")
-    return run["strategy"] if method == "lora" else f"{run['strategy']} ({method})"
+    """The strategy's name, with the PEFT method when it is not LoRA and the adapter's mode when it is
+    shared (``lora (ia3)``, ``lora (shared)``: SeqLoRA)."""
+    lora = (run["config"].get("strategy") or {}).get("lora") or {}
+    notes = [n for n in (lora.get("method", "lora"), lora.get("mode", "isolation")) if n not in ("lora", "isolation")]
+    return f"{run['strategy']} ({', '.join(notes)})" if notes else run["strategy"]
 
 
 def runs_table(runs: list[dict]) -> str:
