@@ -40,8 +40,9 @@ def export(folder: Path, seed: int = 0) -> Path:
         data, (train_n, test_n) = load(), SIZES[task]
         names = data.features["label"].names
         by_class = {}
-        for i, label in enumerate(data["label"]):
-            by_class.setdefault(label, []).append(i)
+        for i, (text, label) in enumerate(zip(data["text"], data["label"])):
+            if text and text.strip():  # the sources hold a few empty texts, which cl.run refuses
+                by_class.setdefault(label, []).append(i)
         rng = random.Random(f"{seed}-{task}")
         splits = {"train": [], "test": []}
         for label in sorted(by_class):

@@ -162,6 +162,10 @@ class ContinualLoop:
         seconds = time.perf_counter() - start
         if trainer.interrupted:
             raise KeyboardInterrupt(f"training interrupted during task {task_id}")
+        # Every task starts a new optimizer, but the Trainer (referenced by the module) would keep
+        # this one's moments, two copies of the trainable weights, alive into the next task's peak.
+        for optimizer in trainer.optimizers:
+            optimizer.state.clear()
         if chooser:
             self.results.validation.append(selection.restore_best(self.module, chooser, trainer))
         for cb in self.cl_callbacks:
