@@ -25,7 +25,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from lightning.pytorch.utilities import rank_zero_only
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from cl.engine import checkpoint
 from cl.engine.build import build, build_loggers
@@ -118,6 +118,16 @@ def skip_or_resume(cfg: DictConfig, out_dir: str) -> float | None:
                 os.replace(Path(out_dir) / name, Path(out_dir) / f"{name}.damaged")
         log.warning("%s; kept as results.json.damaged, starting the run again", err)
         return None
+    # A sweep folder is one run's: the same folder under other settings (a re-chosen rate, an edited
+    # config) is not that run, and neither skipping it nor resuming it under the new settings is honest.
+    diff = checkpoint.differences(previous.config, OmegaConf.to_container(cfg, resolve=True))
+    if diff and (previous.status == "finished" or previous.completed_tasks > 0):
+        raise ValueError(
+            f"{out_dir} holds a {previous.status} run ({previous.completed_tasks} task(s) done) with other "
+            f"settings (saved -> now: {'; '.join(diff[:10])}); "
+            "skip_done=true reuses only a run of the same settings: move or delete that folder to run it "
+            "with these settings, or sweep into another folder"
+        )
     if previous.status == "finished":
         log.info("skipping %s: finished already", out_dir)
         return previous.metrics()["acc"]

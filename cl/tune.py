@@ -11,6 +11,9 @@ bracket the optimum is widened by the same rule for every strategy. Each trial i
 resumes) with ``stream.validation_fraction`` of every task's training data held out and scored
 instead of the test split; then ``cl.analysis.tune`` writes the candidates and the chosen overrides to
 ``DIR/choice.yaml``, which the final runs take (``--print`` prints them as one line of overrides).
+``choice.yaml`` exists only once the tuning is complete, extension trials included (the choices on the
+way go to ``choice.partial.yaml``): a final run started beside a tuning cannot take a choice that a
+later extension trial would change.
 
     python -m cl.tune strategy=replay --trials 8 --out results/tuning/text4/replay
     python -m cl.run strategy=replay $(python -m cl.tune --print results/tuning/text4/replay/choice.yaml)
@@ -126,14 +129,16 @@ def main(argv: list[str] | None = None) -> None:
             sys.stdout.write(f"trial {k + 1} failed (see {out / f'trial{k}'}/run.log); the others go on\n")
 
     # The choice is the offline analysis's (which the engine does not import): run as a program.
+    partial, final = out / "choice.partial.yaml", out / "choice.yaml"
+    final.unlink(missing_ok=True)  # a tuning run again (more trials, a wider extension) is not complete yet
     choose = [sys.executable, "-m", "cl.analysis.tune", str(out), "--metric", args.metric,
-              "--out", str(out / "choice.yaml")]  # fmt: skip
+              "--out", str(partial)]  # fmt: skip
     for k, point in enumerate(points):
         run(k, point)
     if code := subprocess.run(choose).returncode:
         raise SystemExit(code)
     for _ in range(args.extend):
-        chosen = yaml.safe_load((out / "choice.yaml").read_text())["chosen"]
+        chosen = yaml.safe_load(partial.read_text())["chosen"]
         point = extension(space, points, chosen)
         if point is None:
             break
@@ -141,6 +146,7 @@ def main(argv: list[str] | None = None) -> None:
         run(len(points) - 1, point)
         if code := subprocess.run(choose).returncode:
             raise SystemExit(code)
+    partial.replace(final)
 
 
 if __name__ == "__main__":

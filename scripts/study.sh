@@ -41,7 +41,13 @@ job() {  # tune STRATEGY | final STRATEGY SCENARIO ORDER
     python -m cl.tune experiment=study "strategy=$s" "${on[@]}" --trials "$TRIALS" --extend "$EXTEND" --out "$dir"
     return
   fi
-  [ -f "$dir/choice.yaml" ] || { echo "no $dir/choice.yaml: its tuning has not finished"; return 1; }
+  # choice.yaml appears when the tuning is complete (extension trials included); a lane that gets
+  # here while the other still tunes this strategy waits for it, up to 3 hours
+  local waited=0
+  until [ -f "$dir/choice.yaml" ]; do
+    [ $waited -ge 10800 ] && { echo "no $dir/choice.yaml after 3 hours: its tuning failed?"; return 1; }
+    sleep 30; waited=$((waited + 30))
+  done
   # shellcheck disable=SC2046  # the chosen overrides are separate words
   python -m cl.run -m experiment=study "strategy=$s" $(python -m cl.tune --print "$dir/choice.yaml") \
     "stream.scenario=$3" "seed=$SEEDS" "stream.order=$4" hydra.sweep.dir="$OUT/$3" \

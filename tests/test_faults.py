@@ -164,11 +164,26 @@ def test_a_failing_sweep_job_does_not_stop_the_sweep(tmp_path):
     assert good["status"] == "finished"
     again = cli(*args, cwd=tmp_path)  # the rerun skips the finished job and retries the failed one
     assert again.returncode == 1 and "skipping" in again.stderr + again.stdout
+    # The same folders under other settings are refused, the finished run's record left as it was.
+    before = (sweep / "lr0.003" / "results.json").read_bytes()
+    changed = cli(*args, "trainer.gradient_clip_val=0.5", cwd=tmp_path)
+    assert changed.returncode == 1 and "with other settings" in changed.stderr
+    assert "trainer.gradient_clip_val: 1.0 -> 0.5" in changed.stderr
+    assert (sweep / "lr0.003" / "results.json").read_bytes() == before
     from cl.analysis.report import main as report
 
     report([str(sweep), "--markdown", str(tmp_path / "report.md")])
     text = (tmp_path / "report.md").read_text()
     assert "runs that did not finish" in text and "lr1000.0 (failed: " in text and "loss is nan" in text
+
+
+def test_a_sweep_does_not_resume_a_stopped_run_under_other_settings(run_synthetic, tmp_path, monkeypatch):
+    # resume= may change the rate for the remaining tasks (recorded); a sweep's skip_done may not,
+    # or a re-chosen rate would silently mix two rates in one run
+    run = stopped_run(run_synthetic, monkeypatch, tmp_path / "run")
+    with pytest.raises(ValueError, match=r"holds a failed run \(1 task\(s\) done\) with other settings.*optimizer.lr"):
+        cl.run.skip_or_resume(make_config(*FAST, "skip_done=true", "optimizer.lr=1e-2"), str(run))
+    assert cl.run.skip_or_resume(cfg := make_config(*FAST, "skip_done=true"), str(run)) is None and cfg.resume
 
 
 def test_max_length_is_checked_before_training():

@@ -89,3 +89,34 @@ def test_a_choice_at_the_edge_of_the_grid_is_followed_past_it():
     assert extension(space, [*tried, step], ["optimizer.lr=0.0002", "strategy.replay.ratio=1.0"]) == {
         "optimizer.lr": 2e-4, "strategy.replay.ratio": 2.0}
     assert extension(space, tried, ["optimizer.lr=0.0001", "strategy.replay.ratio=0.5"]) is None  # inside
+
+
+def test_choice_yaml_appears_only_when_the_extension_trials_are_done(tmp_path, monkeypatch):
+    # A final run started beside a tuning (the study's two lanes) waits for choice.yaml: it must not
+    # exist while an extension trial may still change the choice, nor survive from an earlier tuning.
+    import subprocess
+
+    import cl.tune
+
+    out = tmp_path / "naive"
+    out.mkdir()
+    (out / "choice.yaml").write_text("chosen: [optimizer.lr=1.0]\n")  # from before: stale until re-chosen
+    seen = []
+    real_run = subprocess.run
+
+    def run(cmd, **kw):
+        if "cl.run" in cmd:  # a trial: pretend it ran, the highest rate scoring best (so extensions follow)
+            seen.append((out / "choice.yaml").exists())
+            folder = tmp_path / [c for c in cmd if c.startswith("hydra.run.dir=")][0].split("=", 1)[1]
+            lr = [c for c in cmd if c.startswith("optimizer.lr=")][0].split("=", 1)[1]
+            fake_run(folder, [f"optimizer.lr={lr}"], float(lr))
+            return subprocess.CompletedProcess(cmd, 0)
+        return real_run(cmd, **kw)  # the choice (cl.analysis.tune)
+
+    monkeypatch.setattr(cl.tune.subprocess, "run", run)
+    cl.tune.main(["experiment=synthetic", "--trials", "2", "--extend", "2", "--out", str(out)])
+    assert len(seen) == 4 and not any(seen)  # 2 trials + 2 steps past the highest rate, never a choice.yaml
+    choice = yaml.safe_load((out / "choice.yaml").read_text())
+    best = max(choice["candidates"], key=lambda c: c["acc"])
+    assert choice["chosen"] == best["overrides"] and len(choice["candidates"]) == 4
+    assert not (out / "choice.partial.yaml").exists()

@@ -25,8 +25,8 @@ def failed_job(out_dir: str, cfg: DictConfig, reason: str) -> None:
     log.error("job failed, the sweep goes on: %s", reason)
     path = Path(out_dir) / "results.json"
     try:
-        if path.exists() and json.loads(path.read_text()).get("status") in ("failed", "interrupted"):
-            return
+        if path.exists() and json.loads(path.read_text()).get("status"):
+            return  # the run's own record (or a finished run that skip_done refused) is never overwritten
     except (ValueError, OSError):
         pass
     try:
