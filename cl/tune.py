@@ -96,6 +96,17 @@ def finished(folder: Path) -> bool:
         return False
 
 
+def steps_taken(out: Path, space: dict, first: int) -> list[dict]:
+    """The extension trials an earlier, stopped tuning started (``trial<first>`` on), from their
+    folders' overrides: a resumed tuning continues that sequence instead of choosing again over
+    them, which would step from a choice the uninterrupted tuning never made."""
+    taken = []
+    while (path := out / f"trial{first + len(taken)}" / ".hydra" / "overrides.yaml").exists():
+        given = dict(o.split("=", 1) for o in yaml.safe_load(path.read_text()) if "=" in o)
+        taken.append({key: yaml.safe_load(given[key]) for key in space if key in given})
+    return taken
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m cl.tune", description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="*", help="cl.run overrides (strategy=..., experiment=...)")
@@ -133,11 +144,13 @@ def main(argv: list[str] | None = None) -> None:
     final.unlink(missing_ok=True)  # a tuning run again (more trials, a wider extension) is not complete yet
     choose = [sys.executable, "-m", "cl.analysis.tune", str(out), "--metric", args.metric,
               "--out", str(partial)]  # fmt: skip
-    for k, point in enumerate(points):
+    taken = steps_taken(out, space, len(points)) if args.extend else []
+    for k, point in enumerate(points + taken):
         run(k, point)
+    points += taken
     if code := subprocess.run(choose).returncode:
         raise SystemExit(code)
-    for _ in range(args.extend):
+    for _ in range(args.extend - len(taken)):
         chosen = yaml.safe_load(partial.read_text())["chosen"]
         point = extension(space, points, chosen)
         if point is None:

@@ -1,6 +1,8 @@
 """Choosing settings from validation runs (python -m cl.analysis.tune)."""
 
+import contextlib
 import json
+from pathlib import Path
 
 import pytest
 import yaml
@@ -91,32 +93,56 @@ def test_a_choice_at_the_edge_of_the_grid_is_followed_past_it():
     assert extension(space, tried, ["optimizer.lr=0.0001", "strategy.replay.ratio=0.5"]) is None  # inside
 
 
-def test_choice_yaml_appears_only_when_the_extension_trials_are_done(tmp_path, monkeypatch):
-    # A final run started beside a tuning (the study's two lanes) waits for choice.yaml: it must not
-    # exist while an extension trial may still change the choice, nor survive from an earlier tuning.
+def fake_tuning(monkeypatch, out, stop_at=None):
+    """cl.tune with trials that pretend to run (the highest rate scoring best, so extensions follow);
+    records each trial's rate and whether choice.yaml existed meanwhile; ``stop_at``: the trial killed."""
     import subprocess
 
     import cl.tune
 
+    seen, real_run = [], subprocess.run
+
+    def run(cmd, **kw):
+        if "cl.run" not in cmd:
+            return real_run(cmd, **kw)  # the choice (cl.analysis.tune)
+        folder = Path([c for c in cmd if c.startswith("hydra.run.dir=")][0].split("=", 1)[1])
+        lr = [c for c in cmd if c.startswith("optimizer.lr=")][0]
+        seen.append((lr, (out / "choice.yaml").exists()))
+        status = "interrupted" if len(seen) - 1 == stop_at else "finished"
+        if folder.exists():  # a resumed trial
+            import shutil
+
+            shutil.rmtree(folder)
+        fake_run(folder, [lr], float(lr.split("=")[1]), status=status)
+        if status == "interrupted":
+            raise KeyboardInterrupt  # the tuning killed mid-trial
+        return subprocess.CompletedProcess(cmd, 0)
+
+    monkeypatch.setattr(cl.tune.subprocess, "run", run)
+    with contextlib.suppress(KeyboardInterrupt):
+        cl.tune.main(["experiment=synthetic", "--trials", "2", "--extend", "2", "--out", str(out)])
+    return seen
+
+
+def test_choice_yaml_appears_only_when_the_extension_trials_are_done(tmp_path, monkeypatch):
+    # A final run started beside a tuning (the study's two lanes) waits for choice.yaml: it must not
+    # exist while an extension trial may still change the choice, nor survive from an earlier tuning.
     out = tmp_path / "naive"
     out.mkdir()
     (out / "choice.yaml").write_text("chosen: [optimizer.lr=1.0]\n")  # from before: stale until re-chosen
-    seen = []
-    real_run = subprocess.run
-
-    def run(cmd, **kw):
-        if "cl.run" in cmd:  # a trial: pretend it ran, the highest rate scoring best (so extensions follow)
-            seen.append((out / "choice.yaml").exists())
-            folder = tmp_path / [c for c in cmd if c.startswith("hydra.run.dir=")][0].split("=", 1)[1]
-            lr = [c for c in cmd if c.startswith("optimizer.lr=")][0].split("=", 1)[1]
-            fake_run(folder, [f"optimizer.lr={lr}"], float(lr))
-            return subprocess.CompletedProcess(cmd, 0)
-        return real_run(cmd, **kw)  # the choice (cl.analysis.tune)
-
-    monkeypatch.setattr(cl.tune.subprocess, "run", run)
-    cl.tune.main(["experiment=synthetic", "--trials", "2", "--extend", "2", "--out", str(out)])
-    assert len(seen) == 4 and not any(seen)  # 2 trials + 2 steps past the highest rate, never a choice.yaml
+    seen = fake_tuning(monkeypatch, out)
+    assert len(seen) == 4 and not any(exists for _, exists in seen)  # 2 trials + 2 steps past the highest rate
     choice = yaml.safe_load((out / "choice.yaml").read_text())
     best = max(choice["candidates"], key=lambda c: c["acc"])
     assert choice["chosen"] == best["overrides"] and len(choice["candidates"]) == 4
     assert not (out / "choice.partial.yaml").exists()
+
+
+def test_a_stopped_tuning_resumes_its_extension_where_it_stopped(tmp_path, monkeypatch):
+    whole = [lr for lr, _ in fake_tuning(monkeypatch, tmp_path / "whole")]
+    stopped = [lr for lr, _ in fake_tuning(monkeypatch, tmp_path / "stopped", stop_at=3)]  # in the 2nd step
+    assert stopped == whole and not (tmp_path / "stopped" / "choice.yaml").exists()
+    resumed = [lr for lr, _ in fake_tuning(monkeypatch, tmp_path / "stopped")]
+    assert resumed == [whole[3]]  # the finished trials run no process; the stopped step runs again, no new one
+    chosen = [yaml.safe_load((tmp_path / d / "choice.yaml").read_text())["chosen"] for d in ("whole", "stopped")]
+    assert chosen[0] == chosen[1] == [whole[3]]
