@@ -73,3 +73,18 @@ def test_strategy_name_joins_combined_strategies():
     assert strategy_name(None) == "naive"
     assert strategy_name({"naive": {}}) == "naive"
     assert strategy_name({"naive": {}, "replay": {}, "distill": {}}) == "replay+distill"
+
+
+def test_the_optimizer_is_fused_except_where_lightning_cannot_clip_it():
+    import torch
+
+    from cl.engine.checks import check_optimizer
+    from cl.engine.optim import optimizer_factory
+
+    params = [torch.nn.Parameter(torch.ones(3))]
+    assert optimizer_factory(make_config().optimizer)(params).defaults["fused"] is True
+    # bf16 autocast: Lightning refuses to clip the gradients of an optimizer that unscales them itself
+    assert optimizer_factory(make_config("trainer.precision=bf16-mixed").optimizer)(params).defaults["fused"] is False
+    other = optimizer_factory(make_config("optimizer._target_=torch.optim.RMSprop").optimizer)(params)
+    assert isinstance(other, torch.optim.RMSprop)  # it has no fused kernel: the setting is left out
+    check_optimizer(make_config("optimizer._target_=torch.optim.RMSprop"))  # the check before training agrees

@@ -7,7 +7,6 @@ same for the same seed (backbone, then data, then the family's heads).
 import time
 
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cl.engine import checkpoint
@@ -15,6 +14,7 @@ from cl.engine.callback import ContinualCallback
 from cl.engine.checks import check_fits_positions, check_settings
 from cl.engine.loop import Experiment, LoopSettings
 from cl.engine.module import ContinualModule
+from cl.engine.optim import optimizer_factory
 from cl.engine.results import RunResults
 from cl.models.load import family, load_backbone
 from tasks.config import instantiate as instantiate_plainly
@@ -60,7 +60,7 @@ def build_model_and_stream(cfg: DictConfig) -> tuple[ContinualModule, Stream, di
     batching = lambda tasks, probes: module_class.batching(tasks, probes, cfg.stream, tokenizer, backbone)  # noqa: E731
     stream = build_stream(cfg.stream, tokenizer, cfg.seed, batching)
     data_seconds = time.perf_counter() - start - model_seconds
-    optimizer = instantiate(cfg.optimizer, _partial_=True)
+    optimizer = optimizer_factory(cfg.optimizer)
     schedule = {"scheduler": cfg.scheduler.name, "warmup_ratio": cfg.scheduler.warmup_ratio}
     module = module_class.from_config(cfg.model, backbone, tokenizer, stream, optimizer, **schedule)
     if prompts := getattr(stream.collate, "prompts", None):  # a prompt and an answer wrap every text

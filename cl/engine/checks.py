@@ -7,9 +7,11 @@ import typing
 
 import lightning as L
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from transformers import SchedulerType
+
+from cl.engine.optim import optimizer_factory
 
 
 def positive_int(name: str, value) -> None:
@@ -55,7 +57,7 @@ def check_strategy_args(name: str, node: DictConfig) -> None:
 def check_optimizer(cfg: DictConfig) -> None:
     """Build the optimizer on a dummy parameter: torch's own checks (negative lr, betas) run now."""
     try:
-        instantiate(cfg.optimizer, params=[torch.nn.Parameter(torch.zeros(1))])
+        optimizer_factory(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
     except Exception as err:
         cause = err.__cause__ or err
         raise ValueError(f"optimizer settings {OmegaConf.to_container(cfg.optimizer)} are invalid: {cause}") from None

@@ -79,7 +79,7 @@ def main() -> None:
                               test_tensors=[tensors(t["test"]) for t in tasks],
                               task_labels=list(range(len(tasks))))  # fmt: skip
     model = TextNet(AutoModel.from_pretrained(args.model), [t["classes"] for t in tasks])
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, weight_decay=0.01, fused=True)
     common = dict(model=model, optimizer=optimizer, criterion=nn.CrossEntropyLoss(), train_mb_size=16,
                   train_epochs=1, eval_mb_size=32, device="cpu", plugins=[Schedule()],
                   evaluator=EvaluationPlugin(accuracy_metrics(experience=True), loggers=[]))  # fmt: skip

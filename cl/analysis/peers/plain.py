@@ -3,7 +3,7 @@ what the same work costs with nothing around it.
 
     python cl/analysis/peers/plain.py DATA MODEL --strategy naive|distill|replay
 
-One linear head per task on the encoder's mean-pooled features (dropout 0.1), AdamW (lr 5e-5,
+One linear head per task on the encoder's mean-pooled features (dropout 0.1), fused AdamW (lr 5e-5,
 weight decay 0.01), linear schedule with 10% warm-up restarted per task, gradient clipping at 1.0,
 batch 16, one epoch, a seeded shuffle; after every task (and once before) every task's test split is
 scored in batches of 32 sorted by length. distill: LwF, ``0.5*CE + 0.5*T^2*KL`` (T = 2) through every
@@ -84,7 +84,7 @@ def main() -> None:
         teacher = copy.deepcopy(net).eval() if args.strategy == "distill" and t > 0 else None
         seqs, labels = task["train"]
         params = [p for p in net.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params, lr=5e-5, weight_decay=0.01)
+        opt = torch.optim.AdamW(params, lr=5e-5, weight_decay=0.01, fused=True)
         steps = math.ceil(len(seqs) / 16)
         sched = get_scheduler("linear", opt, int(0.1 * steps), steps)
         order = torch.randperm(len(seqs), generator=torch.Generator().manual_seed(args.seed * 1000 + t)).tolist()
