@@ -189,6 +189,19 @@ class PeftAdapters(ContinualCallback):
             encoder.set_adapter(self.adapter(min(dataloader_idx, self.latest)))
 
     @override
+    def evaluation_inputs(self, module, task_id: int) -> dict[str, torch.Tensor] | None:
+        """Isolation with the task id: task ``task_id`` is scored through the frozen base, its own
+        adapter (the newest for a task not trained yet) and its own head, nothing of the others."""
+        encoder = module.network.backbone
+        if self.mode != "isolation" or self.routing or not isinstance(encoder, PeftModel):
+            return None
+        others = set(encoder.peft_config) - {self.adapter(min(task_id, self.latest))}
+        heads = {f"network.heads.{h}" for h in range(len(module.class_offsets)) if h != module.head_of(task_id)}
+        state = [*module.named_parameters(), *module.named_buffers()]
+        mine = lambda n: not others & set(n.split(".")) and not any(n.startswith(f"{h}.") for h in heads)  # noqa: E731
+        return {n: t for n, t in state if mine(n)}
+
+    @override
     def on_task_end(self, module, task_id, stream, data) -> None:
         if not self.routing:
             return

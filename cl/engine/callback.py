@@ -17,6 +17,9 @@ Hooks:
   a strategy returns them with terms added or reweighted (distillation).
 - ``param_groups``: reshape the optimizer's parameter groups (layer-wise learning rates).
 - ``predict_proba``: replace the class probabilities used at evaluation (MC dropout).
+- ``evaluation_inputs``: every tensor a task's test predictions depend on, when the strategy can
+  name them (an isolated adapter's task: the frozen base, its adapter, its head); the loop then skips
+  re-scoring a task none of whose tensors changed since its last evaluation (``cl.engine.loop``).
 - ``report``: numbers to store with the task's results (memory size, entropy, ...).
 
 What a strategy may use:
@@ -77,6 +80,10 @@ class ContinualCallback(L.Callback):
         return groups
 
     def predict_proba(self, module: "ContinualModule", batch: dict, head: int) -> torch.Tensor | None:
+        return None
+
+    def evaluation_inputs(self, module: "ContinualModule", task_id: int) -> dict[str, torch.Tensor] | None:
+        """None: this strategy cannot name them, or its evaluation uses more (a router, random passes)."""
         return None
 
     def report(self) -> dict[str, float]:

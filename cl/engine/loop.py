@@ -1,14 +1,17 @@
 """The task loop: train on each task with a fresh Trainer, then evaluate on every task of the stream."""
 
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
+import torch
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
 
 from cl.engine import checkpoint, mid_task, selection
 from cl.engine.callback import ContinualCallback
@@ -36,6 +39,7 @@ class LoopSettings:
     mid_task_minutes: float | None = None
     group_by_length: bool = False  # training batches of similar length (tasks.stream.LengthGroupedBatches)
     selection: SelectionSettings = field(default_factory=SelectionSettings)  # per-task model selection
+    skip_unchanged_evaluation: bool = True  # keep the score of a task whose evaluation inputs did not change
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "LoopSettings":
@@ -71,6 +75,7 @@ class ContinualLoop:
         self.results, self.settings, self.out_dir = exp.results, exp.settings, out_dir
         self.loggers = loggers or []
         self.trained = set(exp.state["trained"]) if exp.state else set()
+        self.digests: dict[int, bytes] = {}  # of each task's evaluation inputs at its last evaluation
         self.rng = exp.state["rng"] if exp.state else None
 
     @property
@@ -95,17 +100,55 @@ class ContinualLoop:
         callbacks = [*self.callbacks, *(extra_callbacks or [])]
         return L.Trainer(**kwargs, callbacks=callbacks, logger=logger, use_distributed_sampler=False)
 
+    def evaluation_digests(self) -> list[bytes | None]:
+        """For each task of the stream, a digest of every tensor its test predictions depend on, when
+        every strategy can name them (``ContinualCallback.evaluation_inputs``); else None."""
+        if not self.cl_callbacks:
+            return [None] * len(self.stream)
+        cache, out = {}, []
+        for j in range(len(self.stream)):
+            named = [cb.evaluation_inputs(self.module, j) for cb in self.cl_callbacks]
+            if any(n is None for n in named):
+                out.append(None)
+                continue
+            h = hashlib.blake2b(digest_size=16)
+            for name, t in sorted({k: v for n in named for k, v in n.items()}.items()):
+                if name not in cache:
+                    cache[name] = hashlib.blake2b(t.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy(),
+                                                  digest_size=16).digest()  # fmt: skip
+                h.update(name.encode() + cache[name])
+            out.append(h.digest())
+        return out
+
     def evaluate(self) -> list[float]:
         """The score on the test split of every task of the stream, seen or not (then the stream's
-        general-ability probes, kept in ``results.general``)."""
+        general-ability probes, kept in ``results.general``). A task whose every input tensor is
+        byte-identical to its last evaluation's (an isolated adapter's earlier task) keeps that
+        evaluation's score: on the same data, deterministic evaluation would compute it again."""
         trainer = self.trainer(logger=False)
         loaders = self.stream.test_loaders(self.settings.eval_batch_size, trainer.global_rank, trainer.world_size)
-        out = trainer.test(self.module, dataloaders=loaders, verbose=False)
-        merged = {k: v for d in out for k, v in d.items()}
+        res = self.results
+        last = res.accuracy_matrix[-1] if res.accuracy_matrix else res.initial_accuracy
+        digests = self.evaluation_digests() if self.settings.skip_unchanged_evaluation else [None] * len(self.stream)
+        same = [j for j, d in enumerate(digests) if d is not None and last and self.digests.get(j) == d]
+        for j in same:
+            loaders[j] = DataLoader([], batch_size=1)
+        if same:
+            log.info("tasks %s not scored again: nothing their predictions depend on changed", same)
+        # Evaluation draws random numbers (a seed per loader iterated, MC dropout's passes): restored
+        # afterwards, so that training does not depend on what was evaluated (tasks skipped, probes).
+        rng = checkpoint.rng_states()
+        try:
+            out = trainer.test(self.module, dataloaders=loaders, verbose=False)
+        finally:
+            checkpoint.set_rng_states(rng)
+        self.digests = {j: d for j, d in enumerate(digests) if d is not None}
+        merged = {k: v for d in out for k, v in d.items()} | {f"eval/task{j}/acc": last[j] for j in same}
         samples = getattr(self.module, "samples", None)  # generated texts a person can read
-        if samples:
+        if samples or (same and res.samples):
             names = [*self.stream.task_names, *(p.name for p in self.stream.probes)]
-            self.results.samples.append({names[j]: s for j, s in sorted(samples.items())})
+            kept = {names[j]: res.samples[-1][names[j]] for j in same if names[j] in res.samples[-1]} if same else {}
+            res.samples.append(kept | {names[j]: s for j, s in sorted(samples.items())})
         # Accuracies are ratios of counts; rounding drops float32 noise (0.9150000214 -> 0.915).
         every = len(self.stream) + len(self.stream.probes)
         scores = [round(float(merged[f"eval/task{j}/acc"]), 6) for j in range(every)]
@@ -190,7 +233,7 @@ class ContinualLoop:
             start = time.perf_counter()
             res.initial_accuracy = self.evaluate()
             res.initial_eval_seconds = time.perf_counter() - start
-            # Evaluating drew random numbers (each loader's seed): a resume from here restores them.
+            # A resume from here restores the RNG states saved now, as after any other evaluation.
             self.save(with_checkpoint=self.settings.checkpoints)
         if self.rng is not None:
             checkpoint.set_rng_states(self.rng)
