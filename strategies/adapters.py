@@ -91,6 +91,7 @@ class PeftAdapters(ContinualCallback):
         self.method, self.mode, self.r, self.alpha, self.dropout = method, mode, r, alpha, dropout
         self.target_modules = list(target_modules) if target_modules else None
         self.virtual_tokens, self.lr, self.latest = virtual_tokens, lr, 0
+        self.prefix = ""  # of the adapter names: runs trained together on one base keep theirs apart (cl.engine.packed)
         if routing is not None and mode != "isolation":
             raise ValueError(f"lora.routing picks one of the per-task adapters: it needs lora.mode=isolation, "
                              f"got {mode!r}")  # fmt: skip
@@ -117,7 +118,7 @@ class PeftAdapters(ContinualCallback):
         return config[self.method](task_type=task_type, num_virtual_tokens=self.virtual_tokens)
 
     def adapter(self, task_id: int) -> str:
-        return f"task{task_id}" if self.mode == "isolation" else "shared"
+        return f"{self.prefix}task{task_id}" if self.mode == "isolation" else f"{self.prefix}shared"
 
     @override
     def on_run_start(self, module, stream, completed_tasks) -> None:

@@ -3,6 +3,7 @@
 import hashlib
 import logging
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -139,7 +140,9 @@ class ContinualLoop:
         # afterwards, so that training does not depend on what was evaluated (tasks skipped, probes).
         rng = checkpoint.rng_states()
         try:
-            out = trainer.test(self.module, dataloaders=loaders, verbose=False)
+            with warnings.catch_warnings():  # the skipped tasks' empty loaders are intended
+                warnings.filterwarnings("ignore", message="Total length of `DataLoader` across ranks is zero")
+                out = trainer.test(self.module, dataloaders=loaders, verbose=False)
         finally:
             checkpoint.set_rng_states(rng)
         self.digests = {j: d for j, d in enumerate(digests) if d is not None}

@@ -98,7 +98,10 @@ class ClassifierModule(ContinualModule):
         return torch.cat(parts)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ClassifierOutputs:
-        features = self.encode(batch)
+        return self.outputs(batch, self.encode(batch))
+
+    def outputs(self, batch: dict[str, torch.Tensor], features: torch.Tensor) -> ClassifierOutputs:
+        """Each row through its own task's head, from features computed already (``cl.engine.packed``)."""
         labels = self.head_labels(batch["labels"], batch["task_ids"])
         heads = batch["task_ids"] if self.scenario == "task" else torch.zeros_like(batch["task_ids"])
         groups = []

@@ -1,0 +1,227 @@
+"""Several LoRA runs trained together over one frozen base, each batch through the base once
+(the multi-LoRA idea of mLoRA, Ye et al. 2023): runs that differ only in seed, rank, scaling or
+rate share the pretrained weights, so their batches are stacked into one and every LoRA layer adds
+each run's adapter to its own rows (peft's mixed-batch forward). Each run keeps its own adapters,
+heads, optimizer, schedule, gradient clipping and random-number stream, is evaluated alone, and
+writes its own results folder, as if it had run by itself.
+
+With every dropout at 0 (the base's, the adapters', the heads') a packed run equals the same run
+alone within float tolerance (tests/test_packed.py). With dropout, each run's masks are drawn from
+one shared stream, so the runs are as random as alone but not bit-identical to them.
+"""
+
+import hashlib
+import logging
+import time
+from contextlib import ExitStack
+from functools import partial
+from pathlib import Path
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.utilities import CombinedLoader
+from omegaconf import DictConfig, OmegaConf
+from peft import PeftModel
+from peft.tuners.lora import LoraLayer
+from peft.tuners.lora.model import _adapter_names_pre_forward_hook
+from transformers import get_scheduler
+
+from cl.engine import checkpoint
+from cl.engine.build import build
+from cl.engine.loop import ContinualLoop, Experiment
+from cl.engine.stops import own_folder, terminate_on_signals, why
+
+log = logging.getLogger(__name__)
+
+# What may differ between packed runs (beyond the settings that never change a result).
+VARYING = ("seed", "strategy.lora.lr", "strategy.lora.r", "strategy.lora.alpha", "strategy.lora.dropout",
+           "optimizer.lr", "optimizer.weight_decay")  # fmt: skip
+
+
+def check(exps: list[Experiment]) -> None:
+    """Refuse, naming the setting, runs that cannot share a base and a batch."""
+    plain = lambda cfg: OmegaConf.to_container(cfg, resolve=True)  # noqa: E731
+    first = plain(exps[0].cfg)
+    for exp in exps:
+        names = list(exp.cfg.strategy or {})
+        if names != ["lora"] or exp.cfg.strategy.lora.method != "lora":
+            raise ValueError(f"packing trains LoRA runs (strategy=lora, method lora); got strategy {names}")
+        if exp.module.causal_lm:
+            raise ValueError("packing supports the encoder classifier so far; language-model runs train one by one")
+        if exp.settings.selection.monitor or exp.settings.mid_task_steps or exp.settings.mid_task_minutes:
+            raise ValueError("packing does not support selection.monitor or mid_task_checkpoint: run those one by one")
+        diff = checkpoint.differences(first, plain(exp.cfg), checkpoint.FREE + VARYING)
+        if diff:
+            raise ValueError(f"packed runs may differ only in {', '.join(VARYING)}; these differ: {'; '.join(diff)}")
+    digests = {_digest(exp.module.network.backbone) for exp in exps}
+    if len(digests) > 1:
+        raise ValueError("the packed runs' base models differ (a randomly initialised model differs per seed): "
+                         "pack runs of one seed, or of a pretrained model")  # fmt: skip
+
+
+def _digest(model: torch.nn.Module) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for name, t in sorted(model.state_dict().items()):
+        h.update(name.encode() + t.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy().tobytes())
+    return h.digest()
+
+
+class Packed(L.LightningModule):
+    """The runs' modules (one shared backbone) trained on one stacked batch per step."""
+
+    def __init__(self, exps: list[Experiment], steps: int):
+        super().__init__()
+        self.runs = torch.nn.ModuleList(exp.module for exp in exps)
+        self.exps, self.steps = exps, steps
+        self.automatic_optimization = False  # one optimizer and one clipping per run
+
+    @property
+    def backbone(self) -> PeftModel:
+        return self.runs[0].network.backbone
+
+    def training_step(self, batches: list[dict], batch_idx: int) -> torch.Tensor:
+        width = max(b["input_ids"].shape[1] for b in batches)
+        pad = lambda t: F.pad(t, (0, width - t.shape[1]))  # noqa: E731  (right padding, masked out)
+        ids = torch.cat([pad(b["input_ids"]) for b in batches])
+        mask = torch.cat([pad(b["attention_mask"]) for b in batches])
+        names = [run.cl_callbacks[0].adapter(run.task_id) for run in self.runs]
+        rows = [name for name, b in zip(names, batches) for _ in range(len(b["labels"]))]
+        hook = partial(_adapter_names_pre_forward_hook, adapter_names=rows)
+        handles = [m.register_forward_pre_hook(hook, with_kwargs=True) for m in self.backbone.modules()
+                   if isinstance(m, LoraLayer)]  # fmt: skip
+        try:
+            features = self.runs[0].network.features(ids, mask)
+        finally:
+            for h in handles:
+                h.remove()
+        losses, start = [], 0
+        for run, batch in zip(self.runs, batches):
+            n = len(batch["labels"])
+            loss = run.task_loss(batch, run.outputs(batch, features[start : start + n]))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {float(loss)} in packed run {len(losses)}, task {run.task_id}: "
+                                         "try a lower strategy.lora.lr")  # fmt: skip
+            losses.append(loss)
+            start += n
+        optimizers, schedulers = self.optimizers(), self.lr_schedulers()
+        optimizers = optimizers if isinstance(optimizers, list) else [optimizers]
+        schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
+        for opt in optimizers:
+            opt.zero_grad()
+        self.manual_backward(sum(losses))
+        for exp, opt, schedule in zip(self.exps, optimizers, schedulers):
+            if clip := exp.settings.trainer.get("gradient_clip_val"):
+                self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
+            opt.step()
+            schedule.step()
+        for k, loss in enumerate(losses):
+            self.log(f"train/loss{k}", loss, batch_size=len(batches[k]["labels"]))
+        return sum(losses).detach()
+
+    def configure_optimizers(self):
+        """Each run's optimizer over its trainable weights (its current adapter and its heads), shaped by
+        its strategy (the adapters' rate), with its own warm-up and decay, as ``ContinualModule``'s."""
+        optimizers, schedules = [], []
+        for run in self.runs:
+            mine = run.cl_callbacks[0].adapter(run.task_id)
+            params = [p for n, p in run.named_parameters() if p.requires_grad and
+                      (n.startswith("network.heads.") or mine in n.split("."))]  # fmt: skip
+            groups = [{"params": params}]
+            for cb in run.cl_callbacks:
+                groups = cb.param_groups(run, groups)
+            opt = run.optimizer_factory(groups)
+            schedule = get_scheduler(run.scheduler, opt, int(run.warmup_ratio * self.steps), self.steps)
+            optimizers.append(opt)
+            schedules.append({"scheduler": schedule, "interval": "step"})
+        return optimizers, [s["scheduler"] for s in schedules]
+
+
+def run_packed(cfgs: list[DictConfig], out_dirs: list[str | Path]) -> list[Experiment]:
+    """Build the runs of ``cfgs`` and train them together, task by task; each run's results land in
+    its own folder of ``out_dirs`` (and in its experiment's ``results``)."""
+    exps, rngs = [], []
+    for cfg in cfgs:
+        exps.append(build(cfg))
+        rngs.append(checkpoint.rng_states())  # each run's random stream as its own build left it
+    check(exps)
+    shared = exps[0].module.network.backbone
+    for exp in exps:
+        exp.module.network.backbone = shared
+        exp.module.cl_callbacks[0].prefix = f"run{exps.index(exp)}_"
+    loops = [ContinualLoop(exp, out) for exp, out in zip(exps, out_dirs)]
+    with ExitStack() as owned, terminate_on_signals():
+        for out in out_dirs:
+            Path(out).mkdir(parents=True, exist_ok=True)
+            owned.enter_context(own_folder(out))
+        try:
+            _run(exps, loops, rngs)
+        except BaseException as err:  # every run records the stop (a packed job starts again as a whole)
+            for loop in loops:
+                loop.results.status, loop.results.error = why(err)
+                loop.save()
+            raise
+    return exps
+
+
+def _run(exps: list[Experiment], loops: list[ContinualLoop], rngs: list[dict]) -> None:
+    for loop in loops:
+        start = time.perf_counter()
+        loop.results.initial_accuracy = loop.evaluate()
+        loop.results.initial_eval_seconds = time.perf_counter() - start
+    for t in range(len(exps[0].stream)):
+        seconds = _train_task(exps, rngs, t)
+        for loop in loops:
+            start = time.perf_counter()
+            row = loop.evaluate()
+            res, adapter = loop.results, loop.cl_callbacks[0].adapter(t)
+            res.accuracy_matrix.append(row)
+            res.train_seconds.append(seconds)  # the packed task's wall time, shared by its runs
+            res.eval_seconds.append(time.perf_counter() - start)
+            res.train_examples.append(len(loop.stream.tasks[t].train))
+            res.trainable_params.append(sum(p.numel() for n, p in loop.module.named_parameters()
+                                            if n.startswith("network.heads.") or adapter in n.split(".")))  # fmt: skip
+            res.strategy_report.append({**loop.cl_callbacks[0].report(), "packed_runs": len(exps)})
+            loop.save()
+        log.info("task %d/%d trained for %d packed runs in %.1fs", t + 1, len(exps[0].stream), len(exps), seconds)
+    for loop in loops:
+        loop.results.status = "finished"
+        loop.save()
+
+
+def _train_task(exps: list[Experiment], rngs: list[dict], t: int) -> float:
+    loaders = []
+    for k, exp in enumerate(exps):
+        module, data = exp.module, exp.stream.tasks[t].train
+        module.task_id = t
+        data = data.add_column("row", list(range(len(data))))
+        checkpoint.set_rng_states(rngs[k])  # the adapter's random initialisation: this run's stream
+        for cb in module.cl_callbacks:
+            cb.on_task_start(module, t, exp.stream, data)
+        rngs[k] = checkpoint.rng_states()
+        for other in exps:  # the first adapter wraps the shared base in a PeftModel: every run takes it
+            other.module.network.backbone = module.network.backbone
+        loaders.append(exp.stream.train_loader(data, exp.settings.batch_size, exp.cfg.seed * 1000 + t, 0, 1,
+                                               exp.settings.group_by_length))  # fmt: skip
+    if len({len(dl) for dl in loaders}) > 1:
+        sizes = [len(d) for d in loaders]
+        raise ValueError(f"packed runs need the same number of batches per task; task {t} has {sizes}")
+    backbone = exps[0].module.network.backbone
+    backbone.base_model.set_adapter([exp.module.cl_callbacks[0].adapter(t) for exp in exps])  # all trainable at once
+    settings = dict(exps[0].settings.trainer)
+    settings.pop("gradient_clip_val", None)  # clipped per run, in the step
+    steps = len(loaders[0]) * settings.get("max_epochs", 1)
+    packed = Packed(exps, steps)
+    trainer = L.Trainer(**settings, logger=False, callbacks=[], use_distributed_sampler=False)
+    packed.train()
+    start = time.perf_counter()
+    trainer.fit(packed, CombinedLoader(loaders, mode="min_size"))
+    seconds = time.perf_counter() - start
+    for opt in trainer.optimizers:
+        opt.state.clear()
+    for k, exp in enumerate(exps):
+        checkpoint.set_rng_states(rngs[k])
+        for cb in exp.module.cl_callbacks:
+            cb.on_task_end(exp.module, t, exp.stream, None)
+        rngs[k] = checkpoint.rng_states()
+    return seconds

@@ -1,0 +1,53 @@
+"""Several LoRA runs trained together over one base (cl.engine.packed, python -m cl.pack)."""
+
+import json
+
+import pytest
+import torch
+from conftest import make_config
+
+import cl.run
+from cl.engine.packed import run_packed
+from cl.pack import main as pack
+
+# Every dropout off: then a packed run must equal the same run alone (with dropout the runs share
+# one stream of masks and are only statistically alike).
+NO_DROPOUT = ("+model.config.hidden_dropout_prob=0", "+model.config.attention_probs_dropout_prob=0",
+              "strategy.lora.dropout=0", "trainer.max_epochs=6", "model.pooling=mean", "strategy=lora")  # fmt: skip
+RUNS = (("strategy.lora.r=4", "strategy.lora.lr=3e-3"), ("strategy.lora.r=8", "strategy.lora.lr=1e-2"))
+
+
+def adapters(module, prefix=""):
+    """The trained weights (adapters and heads), named as a run alone names them."""
+    return {n.replace(prefix, ""): p.detach().clone() for n, p in module.named_parameters()
+            if ("lora_" in n and prefix in n) or n.startswith("network.heads.")}  # fmt: skip
+
+
+def test_packed_runs_equal_the_same_runs_alone(tmp_path):
+    alone = []
+    for k, run in enumerate(RUNS):
+        exp = cl.run.build(make_config(*NO_DROPOUT, *run))
+        alone.append((cl.run.execute(exp, str(tmp_path / f"alone{k}")), adapters(exp.module)))
+    exps = run_packed([make_config(*NO_DROPOUT, *run) for run in RUNS], [tmp_path / f"packed{k}" for k in range(2)])
+    for k, (exp, (res, weights)) in enumerate(zip(exps, alone)):
+        assert exp.results.accuracy_matrix == res.accuracy_matrix and exp.results.status == "finished"
+        assert exp.results.accuracy_matrix[-1][0] > 0.6  # learnt something: the comparison is not of two no-ops
+        packed = adapters(exp.module, f"run{k}_")
+        assert packed.keys() == weights.keys()
+        for name, w in weights.items():
+            torch.testing.assert_close(packed[name], w, rtol=1e-4, atol=1e-5, msg=name)
+        stored = json.loads((tmp_path / f"packed{k}" / "results.json").read_text())
+        assert stored["accuracy_matrix"] == res.accuracy_matrix and stored["strategy_report"][-1]["packed_runs"] == 2
+
+
+def test_the_command_writes_a_folder_per_run_and_refuses_what_cannot_share_a_base(tmp_path, capsys):
+    out = tmp_path / "packed"
+    pack(["experiment=synthetic", "logger=none", "trainer.enable_progress_bar=false", *NO_DROPOUT,
+          "trainer.max_epochs=1", "--vary", "strategy.lora.r=4,8", "--out", str(out)])  # fmt: skip
+    for r in (4, 8):
+        assert json.loads((out / f"strategy.lora.r={r}" / "results.json").read_text())["status"] == "finished"
+    assert "strategy.lora.r=8" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="base models differ"):  # a random tiny model: one per seed
+        pack(["experiment=synthetic", "strategy=lora", "--vary", "seed=0,1", "--out", str(tmp_path / "s")])
+    with pytest.raises(SystemExit, match=r"packing trains LoRA runs .*\['replay'\]"):
+        pack(["experiment=synthetic", "strategy=replay", "--vary", "seed=0,1", "--out", str(tmp_path / "r")])
