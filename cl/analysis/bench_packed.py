@@ -41,6 +41,23 @@ def packed(k: int, out: Path) -> tuple[float, float]:
     return sum(exps[0].results.train_seconds), time.perf_counter() - start
 
 
+def padding(k: int) -> float:
+    """Token positions the packed batches compute (each step's batches padded to their common width)
+    over those of the runs alone (each batch at its own width)."""
+    from cl.engine.build import build
+
+    exps = [build(cfg) for cfg in configs(k)]
+    own = packed = 0
+    for t in range(len(exps[0].stream)):
+        loaders = [e.stream.train_loader(e.stream.tasks[t].train, e.settings.batch_size, e.cfg.seed * 1000 + t)
+                   for e in exps]  # fmt: skip
+        for batches in zip(*loaders):
+            widths, rows = [b["input_ids"].shape[1] for b in batches], [len(b["labels"]) for b in batches]
+            own += sum(w * r for w, r in zip(widths, rows))
+            packed += max(widths) * sum(rows)
+    return packed / own
+
+
 def main(doc: str, k: int = 4, rounds: int = 1) -> None:
     found = {"train": [], "whole": []}
     for r in range(rounds):
@@ -53,7 +70,8 @@ def main(doc: str, k: int = 4, rounds: int = 1) -> None:
     rows = [(f"{k} LoRA runs, training: one by one / packed", f"{statistics.median(found['train']):.2f} "
              f"(rounds {[round(x, 2) for x in found['train']]})", "", None),
             (f"{k} LoRA runs, whole runs: one by one / packed", f"{statistics.median(found['whole']):.2f} "
-             f"(rounds {[round(x, 2) for x in found['whole']]})", "", None)]  # fmt: skip
+             f"(rounds {[round(x, 2) for x in found['whole']]})", "", None),
+            ("token positions computed, packed / one by one (shared padding)", f"{padding(k):.3f}", "", None)]  # fmt: skip
     text = "\n".join(["# Packed LoRA runs", "", f"Made by `python -m cl.analysis.bench --packed` on {platform_line()}: "
                       f"{k} runs of `strategy=lora` (seeds 0-{k - 1}, one epoch per task) on the default stream.", "",
                       table(rows)])  # fmt: skip
