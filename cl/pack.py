@@ -17,8 +17,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-import cl.engine.build  # noqa: F401  (the config's resolvers)
-from cl.engine.packed import run_packed
+from cl.engine.packed import run_packed  # imports cl.engine.build, whose resolvers the configs use
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -29,7 +29,7 @@ from transformers import get_scheduler
 
 from cl.engine import checkpoint
 from cl.engine.build import build
-from cl.engine.loop import ContinualLoop, Experiment
+from cl.engine.loop import ContinualLoop, Experiment, tensor_digest
 from cl.engine.stops import own_folder, terminate_on_signals, why
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,14 @@ def check(exps: list[Experiment]) -> None:
 def _digest(model: torch.nn.Module) -> bytes:
     h = hashlib.blake2b(digest_size=16)
     for name, t in sorted(model.state_dict().items()):
-        h.update(name.encode() + t.detach().reshape(-1).contiguous().cpu().view(torch.uint8).numpy().tobytes())
+        h.update(name.encode() + tensor_digest(t))
     return h.digest()
+
+
+def own_weights(module, adapter: str) -> list[tuple[str, torch.nn.Parameter]]:
+    """What one packed run trains in a task: its heads and its adapter ``adapter`` (what a run alone
+    has trainable), not the other runs' adapters on the shared base."""
+    return [(n, p) for n, p in module.named_parameters() if n.startswith("network.heads.") or adapter in n.split(".")]
 
 
 class Packed(L.LightningModule):
@@ -109,7 +115,8 @@ class Packed(L.LightningModule):
         schedulers = schedulers if isinstance(schedulers, list) else [schedulers]
         for opt in optimizers:
             opt.zero_grad()
-        self.manual_backward(sum(losses))
+        total = sum(losses)
+        self.manual_backward(total)
         for exp, opt, schedule in zip(self.exps, optimizers, schedulers):
             if clip := exp.settings.trainer.get("gradient_clip_val"):
                 self.clip_gradients(opt, gradient_clip_val=clip, gradient_clip_algorithm="norm")
@@ -117,24 +124,21 @@ class Packed(L.LightningModule):
             schedule.step()
         for k, loss in enumerate(losses):
             self.log(f"train/loss{k}", loss, batch_size=len(batches[k]["labels"]))
-        return sum(losses).detach()
+        return total.detach()
 
     def configure_optimizers(self):
         """Each run's optimizer over its trainable weights (its current adapter and its heads), shaped by
         its strategy (the adapters' rate), with its own warm-up and decay, as ``ContinualModule``'s."""
         optimizers, schedules = [], []
         for run in self.runs:
-            mine = run.cl_callbacks[0].adapter(run.task_id)
-            params = [p for n, p in run.named_parameters() if p.requires_grad and
-                      (n.startswith("network.heads.") or mine in n.split("."))]  # fmt: skip
-            groups = [{"params": params}]
+            own = own_weights(run, run.cl_callbacks[0].adapter(run.task_id))
+            groups = [{"params": [p for _, p in own if p.requires_grad]}]
             for cb in run.cl_callbacks:
                 groups = cb.param_groups(run, groups)
             opt = run.optimizer_factory(groups)
-            schedule = get_scheduler(run.scheduler, opt, int(run.warmup_ratio * self.steps), self.steps)
             optimizers.append(opt)
-            schedules.append({"scheduler": schedule, "interval": "step"})
-        return optimizers, [s["scheduler"] for s in schedules]
+            schedules.append(get_scheduler(run.scheduler, opt, int(run.warmup_ratio * self.steps), self.steps))
+        return optimizers, schedules  # stepped in training_step, every step
 
 
 def run_packed(cfgs: list[DictConfig], out_dirs: list[str | Path]) -> list[Experiment]:
@@ -179,8 +183,7 @@ def _run(exps: list[Experiment], loops: list[ContinualLoop], rngs: list[dict]) -
             res.train_seconds.append(seconds)  # the packed task's wall time, shared by its runs
             res.eval_seconds.append(time.perf_counter() - start)
             res.train_examples.append(len(loop.stream.tasks[t].train))
-            res.trainable_params.append(sum(p.numel() for n, p in loop.module.named_parameters()
-                                            if n.startswith("network.heads.") or adapter in n.split(".")))  # fmt: skip
+            res.trainable_params.append(sum(p.numel() for _, p in own_weights(loop.module, adapter)))
             res.strategy_report.append({**loop.cl_callbacks[0].report(), "packed_runs": len(exps)})
             loop.save()
         log.info("task %d/%d trained for %d packed runs in %.1fs", t + 1, len(exps[0].stream), len(exps), seconds)
