@@ -8,7 +8,7 @@ from omegaconf import DictConfig, OmegaConf
 
 def fused_optimizer(precision) -> bool:
     """``optimizer.fused`` by default: PyTorch's fused AdamW updates every parameter in one kernel (the
-    same update, 6x faster than the per-tensor loop on a CPU, where the loop is PyTorch's default), but
+    same update, 4x faster than the per-tensor loop on a CPU, where the loop is PyTorch's default), but
     Lightning refuses to clip a fused optimizer's gradients under mixed precision, so off there."""
     return str(precision) not in ("16-mixed", "bf16-mixed", "16", "bf16")
 
