@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_scheduler
 
-from cl.analysis import bench_lm, bench_packed, bench_peers
+from cl.analysis import bench_imports, bench_lm, bench_packed, bench_peers
 from cl.analysis.timing import QUIET, StepClock, experiment, platform_line, table
 from cl.engine.loop import ContinualLoop, Experiment
 from cl.engine.results import peak_rss_mb
@@ -252,6 +252,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--avalanche-python", help="the python of Avalanche's virtual environment (--peers)")
     parser.add_argument("--packed", type=int, metavar="K", help="K LoRA runs trained together against one by one "
                         "(docs/benchmarks_packed.md)")
+    parser.add_argument("--imports", action="store_true", help="memory held by each layer of imports "
+                        "(docs/benchmarks_imports.md)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one strategy, JSON on stdout
     args = parser.parse_args(argv)
     if args.one:
@@ -260,6 +262,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.peers:
         doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_peers.md"
         return bench_peers.main(args.out, doc, args.peer_rounds, args.avalanche_python)
+    if args.imports:
+        doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_imports.md"
+        return bench_imports.main(doc)
     if args.packed:
         doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_packed.md"
         return bench_packed.main(doc, args.packed)
