@@ -42,3 +42,13 @@ def test_peer_runs_on_tiny_copies_of_the_tasks(tmp_path, monkeypatch):
     ours = peers.run_ours(data, "replay", tmp_path / "ours")
     for m in (plain, ours):
         assert 0 <= m["acc"] <= 1 and m["train_s"] > 0 and m["peak_rss_mb"] > 100
+
+
+def test_import_probe_reads_its_own_peak_not_the_parents():
+    from cl.analysis.bench_imports import probe
+
+    ballast = b"1" * (300 * 2**20)  # the parent's peak is over 300 MB; a child must not report it
+    small, loaded = probe("import json")
+    big, _ = probe("x = b'1' * (200 * 2**20)")
+    del ballast
+    assert loaded == [] and small < 100 and big > small + 150
