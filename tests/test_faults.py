@@ -162,8 +162,10 @@ def test_a_failing_sweep_job_does_not_stop_the_sweep(tmp_path):
     bad, good = (json.loads((sweep / f"lr{lr}" / "results.json").read_text()) for lr in ("1000.0", "0.003"))
     assert bad["status"] == "failed" and "loss is nan" in bad["error"]
     assert good["status"] == "finished"
+    stamp = (sweep / "lr0.003" / "results.json").stat().st_mtime_ns
     again = cli(*args, cwd=tmp_path)  # the rerun skips the finished job and retries the failed one
-    assert again.returncode == 1 and "skipping" in again.stderr + again.stdout
+    assert again.returncode == 1 and (again.stderr + again.stdout).count("finished already") == 1
+    assert (sweep / "lr0.003" / "results.json").stat().st_mtime_ns == stamp
     # The same folders under other settings are refused, the finished run's record left as it was.
     before = (sweep / "lr0.003" / "results.json").read_bytes()
     changed = cli(*args, "trainer.gradient_clip_val=0.5", cwd=tmp_path)

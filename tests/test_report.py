@@ -1,7 +1,5 @@
 import json
 import math
-import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -85,18 +83,6 @@ def test_per_run_table_from_real_runs(run_synthetic, tmp_path):
     main([str(tmp_path / "runs"), "--runs", "--markdown", str(tmp_path / "t.md")])
     res = json.loads((tmp_path / "runs" / "a" / "results.json").read_text())
     assert f"| naive | 0 | {res['metrics']['acc']:.3f} |" in (tmp_path / "t.md").read_text()
-
-
-def test_a_sweep_rerun_skips_finished_runs(tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    cmd = [sys.executable, "-m", "cl.run", "-m", "experiment=synthetic", "seed=0,1", "logger=none", "skip_done=true",
-           "trainer.max_epochs=1", f"hydra.sweep.dir={tmp_path}", "hydra.sweep.subdir=seed${seed}"]  # fmt: skip
-    first = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert first.returncode == 0, first.stderr[-2000:]
-    stamp = (tmp_path / "seed1" / "results.json").stat().st_mtime_ns
-    second = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert second.returncode == 0 and (second.stdout + second.stderr).count("finished already") == 2
-    assert (tmp_path / "seed1" / "results.json").stat().st_mtime_ns == stamp
 
 
 def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):

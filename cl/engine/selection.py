@@ -70,7 +70,8 @@ def callbacks(out_dir: str | Path, task_id: int, settings: SelectionSettings) ->
 def restore_best(module: L.LightningModule, found: list[L.Callback], trainer: L.Trainer) -> dict:
     """Load the best validation score's weights into ``module``, delete their file, and say what was
     chosen: the curve, the chosen validation's index in it, the epochs trained."""
-    curve, saver = found[0], found[1]
+    curve = next(c for c in found if isinstance(c, ValidationCurve))
+    saver = next(c for c in found if isinstance(c, ModelCheckpoint))
     chosen = None
     if saver.best_model_path:
         # Lightning's checkpoint holds the weights and loop counters only (save_weights_only).
