@@ -1,14 +1,22 @@
 """Fixtures: a private cache folder and a helper that runs a synthetic stream in-process."""
 
 import logging
+import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 import cl.run  # noqa: F401  (registers the config resolvers)
 
 CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest -n N: one thread per worker (and per CLI run a test starts), or N workers of torch's
+    # default thread count would oversubscribe the cores
+    torch.set_num_threads(1)
+    os.environ["OMP_NUM_THREADS"] = "1"
 
 
 @pytest.fixture(autouse=True)
