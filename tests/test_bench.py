@@ -52,3 +52,23 @@ def test_import_probe_reads_its_own_peak_not_the_parents():
     big, _ = probe("x = b'1' * (200 * 2**20)")
     del ballast
     assert loaded == [] and small < 100 and big > small + 150
+
+
+def test_the_table_has_a_row_for_every_measured_ratio():
+    from cl.analysis.bench import CHUNKED, STRATEGIES, TIGHT, rows
+
+    costs = {s: {"epoch_s": 10.0, "tokens_per_epoch": 1000.0, "eval_examples_per_s": 150.0,
+                 "trained_examples_per_s": 25.0, "peak_rss_mb": 1500.0, "trainable_params": 10, "report": {}}
+             for s in STRATEGIES}  # fmt: skip
+    costs["distill"]["report"] = {"teacher_seconds": 1.0}
+    costs["replay"]["report"] = {"memory_examples": 200, "memory_bytes": 1000}
+    costs[CHUNKED["naive"]] |= {"tokens_per_epoch": 840.0}
+    for s in TIGHT:
+        costs[s]["rounds"] = [0.9, 0.95, 1.0] if s in CHUNKED.values() else [1.1, 1.2, 1.0]
+    over = {k: {"ratio": 1.0, "framework_s": 1.0, "plain_s": 1.0, "rounds": [1.0]} for k in ("task", "step")}
+    run = {"wall": 100.0, "train": 60.0, "eval": 20.0, "other": 20.0}
+    found = {r[0]: r for r in rows(over, {"fused_s": 0.03, "loop_s": 0.12}, costs,
+                                   {"fixed": 0.5, "train_dynamic": 0.8, "eval_sorted": 0.95}, run, 1)}  # fmt: skip
+    chunked = found["naive epoch, length_chunks=2 / naive epoch"]
+    assert chunked[1].startswith("0.950") and "tokens 0.840" in chunked[1] and chunked[3] is True
+    assert found["replay epoch, length_chunks=2 / replay epoch"][1].startswith("0.864")

@@ -51,3 +51,6 @@ def test_the_command_writes_a_folder_per_run_and_refuses_what_cannot_share_a_bas
         pack(["experiment=synthetic", "strategy=lora", "--vary", "seed=0,1", "--out", str(tmp_path / "s")])
     with pytest.raises(SystemExit, match=r"packing trains LoRA runs .*\['replay'\]"):
         pack(["experiment=synthetic", "strategy=replay", "--vary", "seed=0,1", "--out", str(tmp_path / "r")])
+    with pytest.raises(SystemExit, match="set model.length_chunks=1"):  # packed runs share one pass
+        pack(["experiment=synthetic", "strategy=lora", "model.length_chunks=2", "--vary", "strategy.lora.r=4,8",
+              "--out", str(tmp_path / "c")])  # fmt: skip

@@ -90,9 +90,15 @@ def _under(key: str, names: tuple[str, ...]) -> bool:
     return any(key == f or key.startswith(f"{f}.") for f in names)
 
 
+# Settings added after runs were saved, with the value that computes what those runs computed: a
+# run saved without one equals a run that sets it to this value.
+ADDED = {"model.length_chunks": 1}
+
+
 def differences(saved: dict, current: dict, ignore: tuple[str, ...] = FREE) -> list[str]:
     """``key: saved -> current`` for every setting that differs, except those under ``ignore``."""
     a, b = flatten(saved), flatten(current)
+    a = {**{k: v for k, v in ADDED.items() if k in b and k not in a}, **a}
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in sorted(a.keys() | b.keys())
             if not _under(k, ignore) and a.get(k) != b.get(k)]  # fmt: skip
 

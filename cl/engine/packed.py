@@ -49,6 +49,8 @@ def check(exps: list[Experiment]) -> None:
             raise ValueError(f"packing trains LoRA runs (strategy=lora, method lora); got strategy {names}")
         if exp.module.causal_lm:
             raise ValueError("packing supports the encoder classifier so far; language-model runs train one by one")
+        if exp.module.length_chunks != 1:
+            raise ValueError("packing encodes each batch once for every run: set model.length_chunks=1")
         if exp.settings.selection.monitor or exp.settings.mid_task_steps or exp.settings.mid_task_minutes:
             raise ValueError("packing does not support selection.monitor or mid_task_checkpoint: run those one by one")
         diff = checkpoint.differences(first, plain(exp.cfg), checkpoint.FREE + VARYING)

@@ -65,6 +65,7 @@ class ClassifierModule(ContinualModule):
     """Cross-entropy of each example through its own task's head; accuracy by argmax over the head."""
 
     auto_model = AutoModel  # how a pretrained backbone of this family is loaded
+    length_chunks = 1  # model.length_chunks: passes per batch segment, rows sorted by length
 
     @staticmethod
     def batching(tasks, probes, stream_cfg: DictConfig, tokenizer, backbone) -> PaddedText:
@@ -81,21 +82,38 @@ class ClassifierModule(ContinualModule):
         if generative:
             raise ValueError(f"tasks {generative} are generative: they need a causal language model (model=smollm2, "
                              f"hub_lm or tiny_llama), not the encoder classifier {cfg.name}")  # fmt: skip
+        chunks = cfg.get("length_chunks", 1)
+        if not isinstance(chunks, int) or isinstance(chunks, bool) or chunks < 1:
+            raise ValueError(f"model.length_chunks must be a positive integer (1: each batch in one pass), "
+                             f"got {chunks!r}")
         network = Classifier(backbone, stream.head_sizes(), cfg.pooling, cfg.head_dropout)
-        return cls(network, [t.num_classes for t in stream.tasks], stream.scenario, optimizer, **schedule)
+        module = cls(network, [t.num_classes for t in stream.tasks], stream.scenario, optimizer, **schedule)
+        module.length_chunks = chunks
+        return module
 
     def encode(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Pooled features; a merged batch is encoded segment by segment, each trimmed to its own
-        longest sequence, so merging costs no extra padding."""
+        """Pooled features. A merged batch is encoded segment by segment, each trimmed to its own
+        longest sequence, so merging costs no extra padding; with ``length_chunks`` = k > 1 each
+        segment's rows are sorted by length and encoded in k chunks, each trimmed likewise: the
+        same examples in the same step (the same gradient up to float rounding and dropout's
+        draws) through fewer padded positions."""
         ids, mask = batch["input_ids"], batch["attention_mask"]
-        if SEGMENTS not in batch:
+        sizes = batch[SEGMENTS].tolist() if SEGMENTS in batch else [len(ids)]
+        if len(sizes) == 1 and self.length_chunks == 1:
             return self.network.features(ids, mask)
-        parts, start = [], 0
-        for n in batch[SEGMENTS].tolist():
-            width = int(mask[start : start + n].sum(1).max())
-            parts.append(self.network.features(ids[start : start + n, :width], mask[start : start + n, :width]))
+        lengths = mask.sum(1)
+        parts, order, start = [], [], 0
+        for n in sizes:
+            rows = torch.arange(start, start + n, device=ids.device)
+            if self.length_chunks > 1:
+                rows = rows[lengths[rows].argsort(stable=True)]
+            for chunk in rows.tensor_split(min(self.length_chunks, n)):
+                width = int(lengths[chunk].max())
+                parts.append(self.network.features(ids[chunk, :width], mask[chunk, :width]))
+                order.append(chunk)
             start += n
-        return torch.cat(parts)
+        features, order = torch.cat(parts), torch.cat(order)
+        return features if self.length_chunks == 1 else features[order.argsort()]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ClassifierOutputs:
         return self.outputs(batch, self.encode(batch))
