@@ -5,9 +5,9 @@ interval of the six metrics, training time, trainable parameters and peak memory
 (``cl.analysis.inference``: runs of one seed share their data across task orders), the accuracy per
 task order, and each strategy's paired difference to ``naive`` over the runs that share a seed and a
 task order (paired runs see the same data in the same order, so the difference is far less noisy than
-the two means) with Holm-adjusted p-values, and bootstrap intervals on the strategies' ranks. A
-strategy that lacks some of the (seed, order) runs that others have is marked, not averaged over
-fewer runs in silence.
+the two means) with Holm-adjusted p-values, and simultaneous intervals on the strategies' ranks
+(from Holm-adjusted pairwise tests). A strategy that lacks some of the (seed, order) runs that
+others have is marked, not averaged over fewer runs in silence.
 
 ``--out DIR`` writes the tables as Markdown (``summary.md``) and LaTeX (``table_*.tex``), every
 number as ``stats.json``, and the figures as PNG and PDF: the mean accuracy matrix per strategy,
@@ -272,8 +272,9 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
             + out["selection"]
         )
         out["ranks"] = (
-            "Ranks by final accuracy, with the 2.5-97.5 percentiles of each rank over 2,000 bootstrap "
-            "resamples of the seeds.\n\n" + out["ranks"]
+            "Ranks by final accuracy, with simultaneous 95% intervals: every pair of strategies compared "
+            "by a paired t-test over seeds, Holm-adjusted together; a rank spans the places not excluded "
+            "by a separated pair.\n\n" + out["ranks"]
         )
     return out
 
