@@ -45,8 +45,8 @@ class TextNet(MultiTaskModule):
         # classes here), and the loss and the argmax then take the padding for classes: news learned
         # to 0.57 instead of about 0.9. Pad with the value Avalanche's own MultiHeadClassifier gives
         # inactive units (-1000) instead, so every system scores each task over its own classes.
-        if isinstance(task_labels, int):
-            return self.forward_single_task(x, task_labels)
+        if task_labels is None or isinstance(task_labels, int):  # every head (LwF's teacher) or one
+            return super().forward(x, task_labels)
         out = None
         for task in task_labels.unique().tolist():
             rows = task_labels == task
