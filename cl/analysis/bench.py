@@ -264,18 +264,16 @@ def main(argv: list[str] | None = None) -> None:
     if args.one:
         print(json.dumps(strategy_cost(args.one, args.out)))
         return
+    # each mode writes its own file unless --doc names one
+    doc = lambda mode: args.doc if args.doc != parser.get_default("doc") else f"docs/benchmarks_{mode}.md"  # noqa: E731
     if args.peers:
-        doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_peers.md"
-        return bench_peers.main(args.out, doc, args.peer_rounds, args.avalanche_python)
+        return bench_peers.main(args.out, doc("peers"), args.peer_rounds, args.avalanche_python)
     if args.imports:
-        doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_imports.md"
-        return bench_imports.main(doc)
+        return bench_imports.main(doc("imports"))
     if args.packed:
-        doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_packed.md"
-        return bench_packed.main(doc, args.packed)
+        return bench_packed.main(doc("packed"), args.packed)
     if args.lm:
-        doc = args.doc if args.doc != parser.get_default("doc") else "docs/benchmarks_lm.md"
-        return bench_lm.main(args.out, doc)
+        return bench_lm.main(args.out, doc("lm"))
 
     over = overhead(args.rounds, args.out)
     opt = optimizer_step(experiment())

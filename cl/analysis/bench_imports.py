@@ -3,8 +3,9 @@ the part of the peak-RSS gap to a plain loop that is paid before any data or mod
 
 Each line is a fresh process importing one more layer than the line before (the plain loop's torch
 and transformers first, ``import cl.run`` last); its peak RSS is read after the imports, median of
-``rounds`` processes (Linux: read from /proc). The last column lists the heavy top-level packages that are loaded at that
-point and were not at the line before, so an import the run does not need shows up by name.
+``rounds`` processes (Linux: read from /proc). The last column lists the heavy top-level packages
+that are loaded at that point and were not at the line before, so an import the run does not need
+shows up by name.
 """
 
 import json
@@ -25,8 +26,8 @@ LAYERS = [
 ]  # fmt: skip
 WATCH = ("accelerate", "datasets", "hydra", "lightning", "matplotlib", "pandas", "peft", "pyarrow", "scipy",
          "sklearn", "sympy", "torchmetrics", "transformers", "wandb")  # fmt: skip
-# VmHWM, the peak of this process image: getrusage's ru_maxrss would carry over the peak of the
-# parent that forked it (this benchmark, which has imported the project already)
+# VmHWM, the peak of this process image, as cl.engine.results.peak_rss_mb reads it (the probe cannot
+# import that without importing datasets): ru_maxrss would carry over the forking parent's peak
 PROBE = """
 import sys
 {code}

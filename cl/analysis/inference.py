@@ -54,11 +54,17 @@ def paired(keyed: dict[tuple, float | None], reference: dict[tuple, float | None
     diffs = {k: v - reference[k] for k, v in keyed.items() if k in reference and None not in (v, reference[k])}
     by_seed = list(per_seed(diffs).values())
     mean, half, n = t_interval(by_seed)
-    p = math.nan
-    if n >= 2:
-        p = 1.0 if np.std(by_seed) == 0 and mean == 0 else float(scipy_stats.ttest_1samp(by_seed, 0.0).pvalue)
-        p = 0.0 if math.isnan(p) else p  # identical non-zero differences: no spread, no doubt
-    return {"mean": mean, "half": half, "n": n, "p": p}
+    return {"mean": mean, "half": half, "n": n, "p": zero_mean_p(by_seed)}
+
+
+def zero_mean_p(diffs) -> float:
+    """Two-sided one-sample t-test p-value of mean zero (nan below two values). Identical
+    differences have no spread: p is 1 when they are all zero and 0 otherwise."""
+    if len(diffs) < 2:
+        return math.nan
+    if np.std(diffs) == 0:
+        return 1.0 if np.mean(diffs) == 0 else 0.0
+    return float(scipy_stats.ttest_1samp(diffs, 0.0).pvalue)
 
 
 def holm(pvalues: dict) -> dict:
@@ -86,17 +92,8 @@ def rank_intervals(acc: dict[str, dict], level: float = 0.95) -> dict[str, dict]
     table = {s: np.array([acc[s][k] for k in seeds]) for s in names}
     means = {s: float(table[s].mean()) for s in names}
     order = sorted(names, key=lambda s: -means[s])  # stable: ties keep alphabetical order
-    pvalues = {}
-    for i, a in enumerate(names):
-        for b in names[i + 1 :]:
-            diff = table[a] - table[b]
-            if len(seeds) < 2:
-                continue
-            if np.std(diff) == 0:  # identical differences: no spread, no doubt unless all zero
-                pvalues[(a, b)] = 1.0 if diff[0] == 0 else 0.0
-            else:
-                pvalues[(a, b)] = float(scipy_stats.ttest_1samp(diff, 0.0).pvalue)
-    adjusted = holm(pvalues)
+    pairs = [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+    adjusted = holm({(a, b): zero_mean_p(table[a] - table[b]) for a, b in pairs})  # nan (one seed): left out
     alpha = 1 - level
     above = {s: 0 for s in names}
     below = {s: 0 for s in names}
