@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from transformers import get_scheduler
 
-from cl.analysis import bench_imports, bench_lm, bench_packed, bench_peers
+from cl.analysis import bench_imports, bench_lm, bench_memory, bench_packed, bench_peers
 from cl.analysis.timing import QUIET, StepClock, experiment, platform_line, table
 from cl.engine.loop import ContinualLoop, Experiment
 from cl.engine.results import peak_rss_mb
@@ -259,6 +259,8 @@ def main(argv: list[str] | None = None) -> None:
                         "(docs/benchmarks_packed.md)")
     parser.add_argument("--imports", action="store_true", help="memory held by each layer of imports "
                         "(docs/benchmarks_imports.md)")
+    parser.add_argument("--memory", action="store_true", help="peak RSS by phase, ours against the plain loop "
+                        "(docs/benchmarks_memory.md)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one strategy, JSON on stdout
     args = parser.parse_args(argv)
     if args.one:
@@ -270,6 +272,8 @@ def main(argv: list[str] | None = None) -> None:
         return bench_peers.main(args.out, doc("peers"), args.peer_rounds, args.avalanche_python)
     if args.imports:
         return bench_imports.main(doc("imports"))
+    if args.memory:
+        return bench_memory.main(args.out, doc("memory"))
     if args.packed:
         return bench_packed.main(doc("packed"), args.packed)
     if args.lm:
