@@ -40,7 +40,8 @@ def test_peer_runs_on_tiny_copies_of_the_tasks(tmp_path, monkeypatch):
     model = peers.model_folder()
     plain = peers.run_script(sys.executable, "plain.py", data, model, "replay")
     ours = peers.run_ours(data, "replay", tmp_path / "ours")
-    for m in (plain, ours):
+    grouped = peers.run_ours(data, "replay", tmp_path / "grouped", peers.FAST)
+    for m in (plain, ours, grouped):
         assert 0 <= m["acc"] <= 1 and m["train_s"] > 0 and m["peak_rss_mb"] > 100
 
 
