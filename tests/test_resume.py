@@ -128,3 +128,18 @@ def test_resume_refuses_a_different_config(run_synthetic, tmp_path, monkeypatch)
     assert exp.results.resume_changes == [["optimizer.lr: 0.003 -> 0.001"]]
     with pytest.raises(FileNotFoundError, match="no results.json"):
         cl.run.build(make_config(*THREE, f"resume={tmp_path / 'nothing'}"))
+
+
+def test_settings_added_since_a_run_was_saved_count_as_what_that_run_computed():
+    from cl.engine.checkpoint import differences
+
+    saved = {"optimizer": {"lr": 1e-4}, "stream": {"name": "lm"}, "strategy": {"naive": {}}}
+    now = {"optimizer": {"lr": 1e-4, "fused": False}, "selection": {"monitor": False, "min_delta": 0.0},
+           "stream": {"name": "lm", "rehearsal": {"speeches": {"train_examples": 1024}}},
+           "strategy": {"naive": {"_search_": {"optimizer.lr": [5e-5, 1e-4]}}}}  # fmt: skip
+    assert differences(saved, now) == []
+    fused = {**now, "optimizer": {"lr": 1e-4, "fused": True}}
+    assert differences(saved, fused) == ["optimizer.fused: False -> True"]
+    # a run saved with a rehearsal section is compared on it
+    had = {**saved, "stream": {"name": "lm", "rehearsal": {"speeches": {"train_examples": 512}}}}
+    assert differences(had, now) == ["stream.rehearsal.speeches.train_examples: 512 -> 1024"]

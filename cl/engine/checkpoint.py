@@ -91,16 +91,29 @@ def _under(key: str, names: tuple[str, ...]) -> bool:
 
 
 # Settings added after runs were saved, with the value that computes what those runs computed: a
-# run saved without one equals a run that sets it to this value.
-ADDED = {"model.length_chunks": 1}
+# run saved without one equals a run that sets it to this value. (Before optimizer.fused, AdamW ran
+# PyTorch's per-tensor loop, fused=False; before selection, every run kept its last epoch.)
+ADDED = {"model.length_chunks": 1, "optimizer.fused": False, "selection.monitor": False, "selection.min_delta": 0.0}
+# Sections added later that only a strategy added with them reads: a run saved without the section
+# computed what a run with it computes (stream.rehearsal is read by general_replay alone; its answers
+# only widen the span of logits computed, masked out of every loss and score).
+ADDED_SECTIONS = ("stream.rehearsal",)
+
+
+def _search_space(key: str) -> bool:
+    """A strategy's declared search space (``_search_``): read by cl.tune, never by a run."""
+    return "_search_" in key.split(".")
 
 
 def differences(saved: dict, current: dict, ignore: tuple[str, ...] = FREE) -> list[str]:
     """``key: saved -> current`` for every setting that differs, except those under ``ignore``."""
     a, b = flatten(saved), flatten(current)
     a = {**{k: v for k, v in ADDED.items() if k in b and k not in a}, **a}
+    for section in ADDED_SECTIONS:
+        if not any(_under(k, (section,)) for k in a):
+            a.update({k: v for k, v in b.items() if _under(k, (section,))})
     return [f"{k}: {a.get(k, '<unset>')!r} -> {b.get(k, '<unset>')!r}" for k in sorted(a.keys() | b.keys())
-            if not _under(k, ignore) and a.get(k) != b.get(k)]  # fmt: skip
+            if not _under(k, ignore) and not _search_space(k) and a.get(k) != b.get(k)]  # fmt: skip
 
 
 def load(path: Path) -> dict:
