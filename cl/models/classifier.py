@@ -112,8 +112,9 @@ class ClassifierModule(ContinualModule):
                 parts.append(self.network.features(ids[chunk, :width], mask[chunk, :width]))
                 order.append(chunk)
             start += n
-        features, order = torch.cat(parts), torch.cat(order)
-        return features if self.length_chunks == 1 else features[order.argsort()]
+        features = torch.cat(parts)
+        # with one chunk per segment the rows stay in batch order: nothing to undo
+        return features if self.length_chunks == 1 else features[torch.cat(order).argsort()]
 
     def forward(self, batch: dict[str, torch.Tensor]) -> ClassifierOutputs:
         return self.outputs(batch, self.encode(batch))
