@@ -163,6 +163,7 @@ def test_a_failing_sweep_job_does_not_stop_the_sweep(tmp_path):
     assert bad["status"] == "failed" and "loss is nan" in bad["error"]
     assert good["status"] == "finished"
     stamp = (sweep / "lr0.003" / "results.json").stat().st_mtime_ns
+    made_with = {p.name: p.read_bytes() for p in (sweep / "lr0.003" / ".hydra").iterdir()}
     again = cli(*args, cwd=tmp_path)  # the rerun skips the finished job and retries the failed one
     assert again.returncode == 1 and (again.stderr + again.stdout).count("finished already") == 1
     assert (sweep / "lr0.003" / "results.json").stat().st_mtime_ns == stamp
@@ -172,6 +173,9 @@ def test_a_failing_sweep_job_does_not_stop_the_sweep(tmp_path):
     assert changed.returncode == 1 and "with other settings" in changed.stderr
     assert "trainer.gradient_clip_val: 1.0 -> 0.5" in changed.stderr
     assert (sweep / "lr0.003" / "results.json").read_bytes() == before
+    # and its Hydra record still says how it was made, not how the later calls were (overrides.yaml)
+    assert {p.name: p.read_bytes() for p in (sweep / "lr0.003" / ".hydra").iterdir()} == made_with
+    assert (sweep / "lr1000.0" / ".hydra" / "config.yaml").exists()  # a job that runs keeps Hydra's record
     from cl.analysis.report import main as report
 
     report([str(sweep), "--markdown", str(tmp_path / "report.md")])

@@ -1,7 +1,7 @@
 """Hydra multiruns that outlive a failing job: the job's failure is written into its own folder, the
 sweep goes on, and its exit code says that jobs failed (``FailedJobs``, a Hydra callback set in
 ``configs/config.yaml``). With ``skip_done=true`` a rerun retries the failed jobs and skips the
-finished ones."""
+finished ones, and leaves their folders' Hydra records (``.hydra/``) as the run wrote them."""
 
 import json
 import logging
@@ -16,6 +16,22 @@ from tasks.cache import write_bytes_atomically
 log = logging.getLogger("cl")
 
 FAILED: list[str] = []  # this process's failed jobs: "folder: reason"
+
+
+def hydra_subdir(skip_done: bool, out_dir: str) -> str | None:
+    """``hydra.output_subdir``: where Hydra saves a job's config, resolved as the job starts. None (save
+    nothing) for a folder whose finished run ``skip_done`` will skip: Hydra would otherwise replace the
+    config that run was made with by the skipping call's (settings added since, another sweep's overrides)."""
+    if skip_done:
+        try:
+            if json.loads((Path(out_dir) / "results.json").read_text()).get("status") == "finished":
+                return None
+        except (OSError, ValueError):
+            pass  # no run there, or a damaged record that the run will set aside
+    return ".hydra"
+
+
+OmegaConf.register_new_resolver("cl.hydra_subdir", hydra_subdir, replace=True)
 
 
 def failed_job(out_dir: str, cfg: DictConfig, reason: str) -> None:
