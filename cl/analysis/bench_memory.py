@@ -48,7 +48,8 @@ def status_mb(field: str) -> float:
 
 
 def traced(argv: list[str], out: str) -> None:
-    """Run ``cl.run`` (argv[0] == "cl.run") or a script in this process; write each phase's peak RSS."""
+    """Run ``cl.run`` (argv[0] == "cl.run") or a script in this process; write its ledger (``ledger``)
+    and the kernel's peak to ``out``."""
     # the first sample is taken here, before the run: the thread's first may come after it started
     main, samples, done = threading.main_thread().ident, [("imports", status_mb("VmRSS"))], threading.Event()
 
