@@ -3,21 +3,23 @@ trained together over one frozen base (``cl.engine.packed``), one results folder
 
 The runs are the grid of the ``--vary`` values (seeds, ranks, scalings, rates), every other setting
 shared; each lands in ``DIR/<key=value,...>`` with the same ``results.json`` a run alone writes, so
-``cl.report`` and ``cl.analysis.tune`` read them as any sweep's.
+``cl.report`` and ``cl.analysis.tune`` read them as any sweep's. Calling it again with the same
+arguments continues a stopped job after the last task every run finished (with ``checkpoint=true``,
+the default).
 
     python -m cl.pack strategy=lora --vary seed=0,1,2,3 --vary strategy.lora.r=8,16 --out results/packed
 """
 
 import argparse
 import itertools
-import json
 import logging
 import sys
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from cl.engine.packed import run_packed  # imports cl.engine.build, whose resolvers the configs use
+from cl.engine.packed import run_packed
+from cl.engine.results import RunResults  # imports cl.engine.build, whose resolvers the configs use
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -31,6 +33,15 @@ def grid(vary: list[str]) -> list[list[str]]:
             raise SystemExit(f"cl.pack: --vary takes KEY=V1,V2,..., got {item!r}")
         axes.append([f"{key}={v}" for v in values.split(",")])
     return [list(point) for point in itertools.product(*axes)]
+
+
+def finished(out: Path) -> bool:
+    """Whether the run in ``out`` is finished, or has every task done (a packed job stopped between
+    its runs' last saves, which the others' finishing proves): then it is marked finished."""
+    if not (out / "results.json").exists():
+        return False
+    res = RunResults.load(out)
+    return res.status == "finished" or res.completed_tasks == len(res.task_names)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,9 +58,13 @@ def main(argv: list[str] | None = None) -> None:
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfgs = [compose("config", overrides=["logger=none", *args.overrides, *point]) for point in points]
     outs = [Path(args.out) / ",".join(point) for point in points]
-    done = [o for o in outs if (o / "results.json").exists()
-            and json.loads((o / "results.json").read_text()).get("status") == "finished"]  # fmt: skip
+    done = [o for o in outs if finished(o)]
     if len(done) == len(outs):
+        for out in outs:
+            res = RunResults.load(out)
+            if res.status != "finished":
+                res.status, res.error = "finished", None
+                res.save(out)
         print(f"cl.pack: all {len(outs)} runs in {args.out} are finished")
         return
     if done:  # packed runs train in lockstep: a part cannot rejoin the others

@@ -42,11 +42,17 @@ def test_packed_runs_equal_the_same_runs_alone(tmp_path):
 
 def test_the_command_writes_a_folder_per_run_and_refuses_what_cannot_share_a_base(tmp_path, capsys):
     out = tmp_path / "packed"
-    pack(["experiment=synthetic", "logger=none", "trainer.enable_progress_bar=false", *NO_DROPOUT,
-          "trainer.max_epochs=1", "--vary", "strategy.lora.r=4,8", "--out", str(out)])  # fmt: skip
+    args = ["experiment=synthetic", "logger=none", "trainer.enable_progress_bar=false", *NO_DROPOUT,
+            "trainer.max_epochs=1", "--vary", "strategy.lora.r=4,8", "--out", str(out)]  # fmt: skip
+    pack(args)
     for r in (4, 8):
         assert json.loads((out / f"strategy.lora.r={r}" / "results.json").read_text())["status"] == "finished"
     assert "strategy.lora.r=8" in capsys.readouterr().out
+    # stopped between the runs' last saves: the other run's finishing proves this one has every task
+    stopped = out / "strategy.lora.r=8" / "results.json"
+    stopped.write_text(stopped.read_text().replace('"status": "finished"', '"status": "interrupted"'))
+    pack(args)
+    assert "all 2 runs" in capsys.readouterr().out and json.loads(stopped.read_text())["status"] == "finished"
     with pytest.raises(SystemExit, match="base models differ"):  # a random tiny model: one per seed
         pack(["experiment=synthetic", "strategy=lora", "--vary", "seed=0,1", "--out", str(tmp_path / "s")])
     with pytest.raises(SystemExit, match=r"packing trains LoRA runs .*\['replay'\]"):
@@ -54,3 +60,61 @@ def test_the_command_writes_a_folder_per_run_and_refuses_what_cannot_share_a_bas
     with pytest.raises(SystemExit, match="set model.length_chunks=1"):  # packed runs share one pass
         pack(["experiment=synthetic", "strategy=lora", "model.length_chunks=2", "--vary", "strategy.lora.r=4,8",
               "--out", str(tmp_path / "c")])  # fmt: skip
+
+
+PACKED = ("strategy=lora", "trainer.max_epochs=2", "model.pooling=mean")  # dropout on: the RNG states must carry over
+
+
+def stop_at(monkeypatch, where: str, task: int):
+    """Stop the packed job at ``task``: before training it, or inside the checkpoint save after it
+    (``phase1``: after the first run's new checkpoint; ``phase2``: after the first rename)."""
+    import cl.engine.packed as packed
+
+    train, save = packed._train_task, packed.checkpoint.save
+
+    def train_task(exps, rngs, t):
+        if where == "train" and t == task:
+            raise KeyboardInterrupt("stopped")
+        return train(exps, rngs, t)
+
+    def save_checkpoint(out, module, callbacks, done, *args):
+        if where == "phase1" and done == task and "packed1" in str(out):
+            raise KeyboardInterrupt("stopped between the runs' checkpoints")
+        return save(out, module, callbacks, done, *args)
+
+    monkeypatch.setattr(packed, "_train_task", train_task)
+    monkeypatch.setattr(packed.checkpoint, "save", save_checkpoint)
+    if where == "phase2":
+        renames = []
+
+        def replace(self, target):
+            # saves after 0, 1, ... tasks rename one file per run: the second run's, after ``task`` tasks
+            if self.name == packed.NEXT and len(renames) == 2 * task + 1 and "packed1" in str(self):
+                raise KeyboardInterrupt("stopped between the renames")
+            renames.append(self)
+            return type(self).rename(self, target)
+
+        monkeypatch.setattr(packed.Path, "replace", replace)
+
+
+@pytest.mark.parametrize("where", ["train", "phase1", "phase2"])
+def test_a_stopped_packed_job_resumes_to_the_same_results(tmp_path, monkeypatch, where):
+    cfgs = lambda: [make_config(*PACKED, *run) for run in RUNS]  # noqa: E731
+    whole = run_packed(cfgs(), [tmp_path / f"whole{k}" for k in range(2)])
+    outs = [tmp_path / f"packed{k}" for k in range(2)]
+    with monkeypatch.context() as m:
+        stop_at(m, where, 2)
+        with pytest.raises(KeyboardInterrupt):
+            run_packed(cfgs(), outs)
+    stopped = [json.loads((o / "results.json").read_text()) for o in outs]
+    assert {s["status"] for s in stopped} == {"interrupted"}
+    resumed = run_packed(cfgs(), outs)
+    expected_after = 2 if where in ("train", "phase2") else 1  # phase 1 undone: task 2's rows are redone
+    for exp, ref in zip(resumed, whole):
+        assert exp.results.resumed_after == [expected_after]
+        assert exp.results.accuracy_matrix == ref.results.accuracy_matrix  # to the bit
+        assert exp.results.status == "finished"
+    for k, o in enumerate(outs):
+        assert not (o / "checkpoint.pt").exists() and not (o / "checkpoint.next.pt").exists()
+        torch.testing.assert_close(adapters(resumed[k].module, f"run{k}_"), adapters(whole[k].module, f"run{k}_"),
+                                   rtol=0, atol=0)  # fmt: skip

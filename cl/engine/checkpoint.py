@@ -63,17 +63,19 @@ def callback_key(i: int, cb) -> str:
     return f"{i}:{type(cb).__name__}"
 
 
-def save(out_dir: str | Path, module, callbacks: list, completed: int, trained: set[str]) -> None:
-    """Write the state after ``completed`` tasks, atomically (a crash mid-write keeps the old one)."""
+def save(out_dir: str | Path, module, callbacks: list, completed: int, trained: set[str], rng: dict | None = None,
+         file: str = FILE) -> None:
+    """Write the state after ``completed`` tasks, atomically (a crash mid-write keeps the old one).
+    ``rng``: the run's random-number states when they are not the process's (packed runs)."""
     keep = trained | {name for name, _ in module.named_buffers()}
     state = {
         "completed_tasks": completed,
         "module": {k: v for k, v in module.state_dict().items() if k in keep},
         "trained": sorted(trained),
         "callbacks": {callback_key(i, cb): cb.state_dict() for i, cb in enumerate(callbacks)},
-        "rng": rng_states(),
+        "rng": rng or rng_states(),
     }
-    replace_atomically(Path(out_dir) / FILE, lambda tmp: torch.save(state, tmp))
+    replace_atomically(Path(out_dir) / file, lambda tmp: torch.save(state, tmp))
 
 
 def flatten(d: dict, prefix: str = "") -> dict:

@@ -8,6 +8,11 @@ writes its own results folder, as if it had run by itself.
 With every dropout at 0 (the base's, the adapters', the heads') a packed run equals the same run
 alone within float tolerance (tests/test_packed.py). With dropout, each run's masks are drawn from
 one shared stream, so the runs are as random as alone but not bit-identical to them.
+
+A stopped job resumes as a run alone does: every run's checkpoint (its adapters, heads, strategy
+state and its own random-number states) is written at each task boundary, all runs' together, and
+calling ``run_packed`` again on the same folders continues after the last task they all finished,
+to the same results as a job never stopped.
 """
 
 import hashlib
@@ -33,6 +38,8 @@ from cl.engine.loop import ContinualLoop, Experiment, tensor_digest
 from cl.engine.stops import own_folder, terminate_on_signals, why
 
 log = logging.getLogger(__name__)
+
+NEXT = "checkpoint.next.pt"  # a packed run's new checkpoint until every run has written its own
 
 # What may differ between packed runs (beyond the settings that never change a result).
 VARYING = ("seed", "strategy.lora.lr", "strategy.lora.r", "strategy.lora.alpha", "strategy.lora.dropout",
@@ -145,37 +152,111 @@ class Packed(L.LightningModule):
 
 def run_packed(cfgs: list[DictConfig], out_dirs: list[str | Path]) -> list[Experiment]:
     """Build the runs of ``cfgs`` and train them together, task by task; each run's results land in
-    its own folder of ``out_dirs`` (and in its experiment's ``results``)."""
-    exps, rngs = [], []
-    for cfg in cfgs:
-        exps.append(build(cfg))
-        rngs.append(checkpoint.rng_states())  # each run's random stream as its own build left it
-    check(exps)
-    shared = exps[0].module.network.backbone
-    for exp in exps:
-        exp.module.network.backbone = shared
-        exp.module.cl_callbacks[0].prefix = f"run{exps.index(exp)}_"
-    loops = [ContinualLoop(exp, out) for exp, out in zip(exps, out_dirs)]
+    its own folder of ``out_dirs`` (and in its experiment's ``results``). Folders holding a stopped
+    packed job's results and checkpoints are resumed after their last finished task."""
     with ExitStack() as owned, terminate_on_signals():
         for out in out_dirs:
             Path(out).mkdir(parents=True, exist_ok=True)
             owned.enter_context(own_folder(out))
+        _settle(out_dirs)
+        exps, rngs = [], []
+        for cfg in cfgs:
+            exps.append(build(cfg))
+            rngs.append(checkpoint.rng_states())  # each run's random stream as its own build left it
+        check(exps)
+        shared = exps[0].module.network.backbone
+        for exp in exps:
+            exp.module.network.backbone = shared
+            exp.module.cl_callbacks[0].prefix = f"run{exps.index(exp)}_"
+        _resume(exps, out_dirs, rngs)
+        loops = [ContinualLoop(exp, out) for exp, out in zip(exps, out_dirs)]
         try:
             _run(exps, loops, rngs)
-        except BaseException as err:  # every run records the stop (a packed job starts again as a whole)
+        except BaseException as err:  # every run records the stop; the next call resumes them together
             for loop in loops:
                 loop.results.status, loop.results.error = why(err)
                 loop.save()
             raise
+        for exp, out in zip(exps, out_dirs):
+            if not exp.cfg.keep_checkpoint:  # a finished run needs no resuming
+                (Path(out) / checkpoint.FILE).unlink(missing_ok=True)
     return exps
 
 
-def _run(exps: list[Experiment], loops: list[ContinualLoop], rngs: list[dict]) -> None:
+def _settle(out_dirs: list[str | Path]) -> None:
+    """Finish or undo the checkpoint save a stop interrupted. Packed runs save in two phases (every
+    run's new checkpoint beside its old one, then each renamed over the old), so that the runs never
+    resume from different tasks: when every run has the new one, or the rename already made it its
+    checkpoint, the renames are finished; otherwise the new ones are dropped."""
+    nexts = [Path(out) / NEXT for out in out_dirs]
+    if not any(n.exists() for n in nexts):
+        return
+    target = checkpoint.load(next(n for n in nexts if n.exists()))["completed_tasks"]
+
+    def renamed(out) -> bool:
+        ckpt = Path(out) / checkpoint.FILE
+        return ckpt.exists() and checkpoint.load(ckpt)["completed_tasks"] == target
+
+    forward = all(n.exists() or renamed(out) for out, n in zip(out_dirs, nexts))
+    for out, n in zip(out_dirs, nexts):
+        if n.exists():
+            n.replace(Path(out) / checkpoint.FILE) if forward else n.unlink()
+    log.info("an interrupted save of the packed runs' checkpoints was %s", "finished" if forward else "undone")
+
+
+def _resume(exps: list[Experiment], out_dirs: list[str | Path], rngs: list[dict]) -> None:
+    """Continue the runs from their checkpoints when every folder has one (else they start afresh);
+    each run's adapters are rebuilt under its own names before its weights are loaded."""
+    have = [(Path(out) / "results.json").exists() for out in out_dirs]
+    if not any(have):
+        return
+    if not all((Path(out) / checkpoint.FILE).exists() for out in out_dirs):
+        log.warning("packed runs in %s... stopped without a checkpoint in every folder (checkpoint=false, or "
+                    "stopped before the first): they start again", out_dirs[0])  # fmt: skip
+        return
+    opened = [checkpoint.open_run(out, OmegaConf.to_container(exp.cfg, resolve=True))
+              for exp, out in zip(exps, out_dirs)]  # fmt: skip
+    done = {state["completed_tasks"] for _, state in opened}
+    if len(done) > 1:
+        raise ValueError(f"the packed runs' checkpoints are after different tasks ({sorted(done)}) in {out_dirs}: "
+                         "move the folders away to train the runs again")  # fmt: skip
+    done = done.pop()
+    for exp, (_, state) in zip(exps, opened):
+        checkpoint.load_strategies(exp.callbacks, state)
+    for exp in exps:  # the adapters, in the shared base, before any weights are loaded into them
+        for cb in exp.module.cl_callbacks:
+            cb.on_run_start(exp.module, exp.stream, done)
+        for other in exps:
+            other.module.network.backbone = exp.module.network.backbone
+    for k, (exp, (results, state)) in enumerate(zip(exps, opened)):
+        state["trained"] = checkpoint.load_weights(exp.module, state)
+        results.resumed_after.append(results.completed_tasks)
+        results.status = "running"
+        exp.results, exp.state, exp.resume_dir, rngs[k] = results, state, str(out_dirs[k]), state["rng"]
+    log.info("resuming %d packed runs after %d finished tasks", len(exps), done)
+
+
+def _save(loops: list[ContinualLoop], rngs: list[dict]) -> None:
+    """Every run's results, then (two-phase, see ``_settle``) its checkpoint with its own RNG states."""
     for loop in loops:
-        start = time.perf_counter()
-        loop.results.initial_accuracy = loop.evaluate()
-        loop.results.initial_eval_seconds = time.perf_counter() - start
-    for t in range(len(exps[0].stream)):
+        loop.results.save(loop.out_dir)
+    if not loops[0].settings.checkpoints:
+        return
+    for loop, rng in zip(loops, rngs):
+        done = loop.results.completed_tasks
+        checkpoint.save(loop.out_dir, loop.module, loop.cl_callbacks, done, loop.trained, rng, NEXT)
+    for loop in loops:
+        (Path(loop.out_dir) / NEXT).replace(Path(loop.out_dir) / checkpoint.FILE)
+
+
+def _run(exps: list[Experiment], loops: list[ContinualLoop], rngs: list[dict]) -> None:
+    if not loops[0].results.initial_accuracy:  # resumed runs have it
+        for loop in loops:
+            start = time.perf_counter()
+            loop.results.initial_accuracy = loop.evaluate()
+            loop.results.initial_eval_seconds = time.perf_counter() - start
+        _save(loops, rngs)
+    for t in range(loops[0].results.completed_tasks, len(exps[0].stream)):
         seconds = _train_task(exps, rngs, t)
         for loop in loops:
             start = time.perf_counter()
@@ -185,9 +266,11 @@ def _run(exps: list[Experiment], loops: list[ContinualLoop], rngs: list[dict]) -
             res.train_seconds.append(seconds)  # the packed task's wall time, shared by its runs
             res.eval_seconds.append(time.perf_counter() - start)
             res.train_examples.append(len(loop.stream.tasks[t].train))
-            res.trainable_params.append(sum(p.numel() for _, p in own_weights(loop.module, adapter)))
+            own = own_weights(loop.module, adapter)
+            res.trainable_params.append(sum(p.numel() for _, p in own))
+            loop.trained |= {n for n, p in own if p.requires_grad}
             res.strategy_report.append({**loop.cl_callbacks[0].report(), "packed_runs": len(exps)})
-            loop.save()
+        _save(loops, rngs)
         log.info("task %d/%d trained for %d packed runs in %.1fs", t + 1, len(exps[0].stream), len(exps), seconds)
     for loop in loops:
         loop.results.status = "finished"
