@@ -19,7 +19,8 @@
 # Jobs (a tuning, or the 5 seeds of one strategy/scenario/order) go to two lanes of one CPU thread
 # each (on 2 cores that does more than one run on two); every run and trial lands in a fixed folder and
 # finished ones are skipped, so the study can be stopped (kill) and started again, across sessions:
-#   nohup scripts/study.sh > results/study/study.log 2>&1 &
+#   nohup scripts/study.sh >> results/study/study.log 2>&1 &
+# (each job appends to its log in $OUT/logs, so a restart keeps what the earlier attempts printed)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export OUT=${OUT:-results/study} TRIALS=${TRIALS:-4} EXTEND=${EXTEND:-2} SEEDS=${SEEDS:-0,1,2,3,4}
@@ -67,7 +68,7 @@ mkdir -p "$OUT/logs"
 } > "$OUT/jobs.txt"
 # A lane finishing its tuning early starts on final runs whose tuning is done (tunings come first in
 # the queue and a final run waits for nothing else): two tunings still running is the worst case.
-xargs -P 2 -L 1 bash -c 'n="$*"; job "$@" > "$OUT/logs/${n// /_}.log" 2>&1 || echo "job failed: $n"' _ \
+xargs -P 2 -L 1 bash -c 'n="$*"; job "$@" >> "$OUT/logs/${n// /_}.log" 2>&1 || echo "job failed: $n"' _ \
   < "$OUT/jobs.txt"
 python -m cl.analysis.report "$OUT/task" --out paper/generated/task
 python -m cl.analysis.report "$OUT/class" --out paper/generated/class
