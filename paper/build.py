@@ -16,6 +16,7 @@ tuning choices and run files under ``results/study`` and the language-model runs
     {{edges}}                    chosen values at the edge of their search space
     {{cost:hours}} {{cost:runs}} the study's measured compute (CPU-thread hours) and run count
     {{lm:table}}                 the one-seed language-model comparison   {{lm:naive:forgetting}}
+    {{routing:routing_acc}}      routed LoRA's routing (or oracle_acc) accuracy after the last task, ± CI over seeds
 """
 
 import json
@@ -122,6 +123,16 @@ def lm(key: list[str]) -> str:
     return fmt(statistics.fmean(r["metrics"][metric] for r in runs if r["strategy"] == strategy))
 
 
+def routing(key: str) -> str:
+    """Routed LoRA (class-incremental): the share of test inputs of seen tasks routed to their own
+    task's adapter, or the accuracy with the true task's adapter, after the last task."""
+    from cl.analysis.inference import t_interval
+
+    runs = [json.loads(p.read_text()) for p in sorted(STUDY.glob("class/routed_lora/*/*/results.json"))]
+    found = [r["strategy_report"][-1][key] for r in runs if r.get("status") == "finished"]
+    return fmt(t_interval(found), latex=True) if found else "n/a"
+
+
 def value(key: str, reports: dict) -> str:
     kind, *rest = key.split(":")
     if kind in ("ci", "mean", "diff", "n"):
@@ -157,6 +168,8 @@ def value(key: str, reports: dict) -> str:
         return cost(rest[0])
     if kind == "lm":
         return lm(rest)
+    if kind == "routing":
+        return routing(rest[0])
     if kind == "table":
         return tables(reports[rest[0]], latex=True)[rest[1]]
     if kind == "figure":
