@@ -2,18 +2,20 @@
 
 Every strategy declares its search space in its config, as ``_search_`` (a Hydra override name ->
 its candidates; ``configs/strategy/*.yaml``); composed strategies search the union of their spaces.
-This draws ``--trials`` points of the space, the same budget for every strategy: the whole grid when it
-is no larger, else a seeded random sample of it without repeats; then, when a chosen number is the
-lowest or highest value tried, up to ``--extend`` more trials step past it (one step of its grid:
-geometric for rates, arithmetic otherwise), each followed by a new choice, so a grid that does not
-bracket the optimum is widened by the same rule for every strategy. Each trial is a run of the stream
-(``cl.run``, in its own process and folder ``DIR/trial<k>``, ``skip_done`` so that a stopped tuning
-resumes) with ``stream.validation_fraction`` of every task's training data held out and scored
-instead of the test split; then ``cl.analysis.tune`` writes the candidates and the chosen overrides to
+This draws ``--trials`` points of the space, the same budget for every strategy: the whole grid when
+it is no larger, else a seeded random sample of it without repeats; then, when a chosen number is
+the lowest or highest value tried, up to ``--extend`` more trials step past it (one step of its
+grid: geometric for rates, arithmetic otherwise), each followed by a new choice, so a grid that does
+not bracket the optimum is widened by the same rule for every strategy. Each trial is a run of the
+stream (``cl.run``, in its own process and folder ``DIR/trial<k>``, ``skip_done`` so that a stopped
+tuning resumes) with ``stream.validation_fraction`` of every task's training data held out and
+scored instead of the test split; the choice maximises final accuracy (``acc``) or the metric a
+strategy declares as ``_tune_metric_`` (single_task: ``learning_acc``, the accuracy it serves as a
+reference); then ``cl.analysis.tune`` writes the candidates and the chosen overrides to
 ``DIR/choice.yaml``, which the final runs take (``--print`` prints them as one line of overrides).
-``choice.yaml`` exists only once the tuning is complete, extension trials included (the choices on the
-way go to ``choice.partial.yaml``): a final run started beside a tuning cannot take a choice that a
-later extension trial would change.
+``choice.yaml`` exists only once the tuning is complete, extension trials included (the choices on
+the way go to ``choice.partial.yaml``): a final run started beside a tuning cannot take a choice
+that a later extension trial would change.
 
     python -m cl.tune strategy=replay --trials 8 --out results/tuning/text4/replay
     python -m cl.run strategy=replay $(python -m cl.tune --print results/tuning/text4/replay/choice.yaml)
@@ -34,12 +36,26 @@ from omegaconf import OmegaConf
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-def search_space(overrides: list[str]) -> dict[str, list]:
-    """The union of the chosen strategies' ``_search_`` spaces, in the order they are declared."""
+def strategies(overrides: list[str]) -> list:
+    """The chosen strategies' config nodes."""
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = compose("config", overrides=overrides)
+    return list((cfg.strategy or {}).values())
+
+
+def declared_metric(overrides: list[str]) -> str:
+    """What the choice maximises: a strategy's ``_tune_metric_`` (a reference point such as single_task
+    serves its accuracy right after each task, ``learning_acc``), else final accuracy, ``acc``."""
+    found = {node.get("_tune_metric_") for node in strategies(overrides) if node and node.get("_tune_metric_")}
+    if len(found) > 1:
+        raise ValueError(f"the chosen strategies declare different tuning metrics {sorted(found)}: give --metric")
+    return found.pop() if found else "acc"
+
+
+def search_space(overrides: list[str]) -> dict[str, list]:
+    """The union of the chosen strategies' ``_search_`` spaces, in the order they are declared."""
     space = {}
-    for node in (cfg.strategy or {}).values():
+    for node in strategies(overrides):
         for key, values in ((node or {}).get("_search_") or {}).items():
             if key in space and list(values) != space[key]:
                 raise ValueError(f"strategies declare different candidates for {key}: {space[key]} and {list(values)}")
@@ -112,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("overrides", nargs="*", help="cl.run overrides (strategy=..., experiment=...)")
     parser.add_argument("--trials", type=int, default=8, help="points of the search space to run")
     parser.add_argument("--out", help="folder of the trials and choice.yaml")
-    parser.add_argument("--metric", default="acc", help="what the choice maximises (validation)")
+    parser.add_argument("--metric", help="what the choice maximises on validation (default: the strategy's "
+                        "_tune_metric_, else acc)")  # fmt: skip
     parser.add_argument("--validation-fraction", type=float, default=0.2, help="share of training data held out")
     parser.add_argument("--extend", type=int, default=2, help="trials past a chosen value at the grid's edge")
     parser.add_argument("--print", metavar="CHOICE", help="print a choice.yaml's overrides on one line and exit")
@@ -125,6 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.trials < 1:
         parser.error(f"--trials must be at least 1, got {args.trials}")
     space = search_space(args.overrides)
+    metric = args.metric or declared_metric(args.overrides)
     points = trials(space, args.trials)
     out = Path(args.out)
     common = [*args.overrides, f"stream.validation_fraction={args.validation_fraction}",
@@ -142,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     # The choice is the offline analysis's (which the engine does not import): run as a program.
     partial, final = out / "choice.partial.yaml", out / "choice.yaml"
     final.unlink(missing_ok=True)  # a tuning run again (more trials, a wider extension) is not complete yet
-    choose = [sys.executable, "-m", "cl.analysis.tune", str(out), "--metric", args.metric,
+    choose = [sys.executable, "-m", "cl.analysis.tune", str(out), "--metric", metric,
               "--out", str(partial)]  # fmt: skip
     taken = steps_taken(out, space, len(points)) if args.extend else []
     for k, point in enumerate(points + taken):

@@ -46,6 +46,11 @@ def sizes() -> dict:
     return yaml.safe_load((ROOT / "configs" / "stream" / "text4_study.yaml").read_text())["tasks"]
 
 
+def short(overrides: list[str]) -> str:
+    """``lr=0.0002, ratio=2.0``: overrides named by the last part of their key."""
+    return ", ".join(f"{key.rsplit('.', 1)[-1]}={v}" for key, v in (o.split("=", 1) for o in overrides))
+
+
 def tuning_table() -> str:
     """One row per strategy: trials run, the chosen settings and their validation accuracy."""
     body = []
@@ -53,8 +58,7 @@ def tuning_table() -> str:
         c = yaml.safe_load(choice.read_text())
         best = c["candidates"][0]
         worst = c["candidates"][-1]
-        short = [o.split("=", 1)[0].rsplit(".", 1)[-1] + "=" + o.split("=", 1)[1] for o in c["chosen"]]
-        body.append([tex(choice.parent.name), str(len(c["candidates"])), tex(", ".join(short) or "(none)"),
+        body.append([tex(choice.parent.name), str(len(c["candidates"])), tex(short(c["chosen"]) or "(none)"),
                      fmt(best["acc"]), fmt(worst["acc"])])  # fmt: skip
     return latex_table(["strategy", "trials", "chosen", "val. acc (chosen)", "val. acc (worst trial)"], body)
 
@@ -65,9 +69,8 @@ def alternative(strategy: str, metric: str) -> str:
     c = yaml.safe_load((STUDY / "tuning" / strategy / "choice.yaml").read_text())
     best = max(c["candidates"], key=lambda t: t[metric])
     chosen = c["candidates"][0]
-    short = lambda t: ", ".join(o.split("=", 1)[0].rsplit(".", 1)[-1] + "=" + o.split("=", 1)[1]
-                                for o in t["overrides"])  # noqa: E731  (fmt: skip)
-    return tex(f"{short(best)} ({fmt(best[metric])}; chosen {short(chosen)}: {fmt(chosen[metric])})")
+    return tex(f"{short(best['overrides'])} ({fmt(best[metric])}; chosen {short(chosen['overrides'])}: "
+               f"{fmt(chosen[metric])})")
 
 
 def number(text: str):

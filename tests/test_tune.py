@@ -43,6 +43,15 @@ def test_every_strategy_declares_a_search_space():
         assert space and all(len(v) >= 2 for v in space.values()), path.name
 
 
+def test_a_reference_point_is_tuned_on_the_score_it_serves():
+    from cl.engine.build import build_callbacks
+    from cl.tune import declared_metric, strategies
+
+    assert declared_metric(["strategy=single_task"]) == "learning_acc"  # its diagonal, for intransigence
+    assert declared_metric(["strategy=naive"]) == declared_metric(["strategy=replay"]) == "acc"
+    assert build_callbacks({"s": strategies(["strategy=single_task"])[0]})  # not passed to the callback
+
+
 def test_trials_take_the_grid_or_a_seeded_sample_of_the_same_budget():
     from cl.tune import search_space, trials
 

@@ -38,9 +38,9 @@ OmegaConf.register_new_resolver("cl.order_name", order_name, replace=True)
 
 def build_callbacks(strategies: DictConfig | None) -> list[L.Callback]:
     """One callback per chosen strategy; a strategy with no ``_target_`` is configuration alone. A
-    strategy's ``_search_`` (its search space, read by ``cl.tune``) is not one of its arguments."""
+    strategy's ``_search_`` and ``_tune_metric_`` (read by ``cl.tune``) are not among its arguments."""
     nodes = [node for node in (strategies or {}).values() if node and node.get("_target_")]
-    return [instantiate_plainly({k: v for k, v in node.items() if k != "_search_"}) for node in nodes]
+    return [instantiate_plainly({k: v for k, v in node.items() if k not in checkpoint.TUNING_KEYS}) for node in nodes]
 
 
 def build_loggers(cfg: DictConfig) -> list:

@@ -102,9 +102,12 @@ ADDED = {"model.length_chunks": 1, "optimizer.fused": False, "selection.monitor"
 ADDED_SECTIONS = ("stream.rehearsal",)
 
 
+# What a strategy declares for cl.tune (its search space, the metric its tuning maximises), never read by a run.
+TUNING_KEYS = ("_search_", "_tune_metric_")
+
+
 def _search_space(key: str) -> bool:
-    """A strategy's declared search space (``_search_``): read by cl.tune, never by a run."""
-    return "_search_" in key.split(".")
+    return any(k in key.split(".") for k in TUNING_KEYS)
 
 
 def differences(saved: dict, current: dict, ignore: tuple[str, ...] = FREE) -> list[str]:
