@@ -15,6 +15,7 @@ tuning choices and run files under ``results/study`` and the language-model runs
     {{tuning}}                   the tuning table      {{trials}}  trials run
     {{edges}}                    chosen values at the edge of their search space
     {{alt:single_task:learning_acc}}  the trial another validation metric would have chosen
+    {{trialtable:naive}}         a strategy's tuning trials    {{chosen:naive:optimizer.lr}}  a chosen value
     {{cost:hours}} {{cost:runs}} the study's measured compute (CPU-thread hours) and run count
     {{lm:table}}                 the one-seed language-model comparison   {{lm:naive:forgetting}}
     {{routing:routing_acc}}      routed LoRA's routing (or oracle_acc) accuracy after the last task, ± CI over seeds
@@ -61,6 +62,24 @@ def tuning_table() -> str:
         body.append([tex(choice.parent.name), str(len(c["candidates"])), tex(short(c["chosen"]) or "(none)"),
                      fmt(best["acc"]), fmt(worst["acc"])])  # fmt: skip
     return latex_table(["strategy", "trials", "chosen", "val. acc (chosen)", "val. acc (worst trial)"], body)
+
+
+def trials_table(strategy: str) -> str:
+    """Every tuning trial of ``strategy`` (validation scores), in the order of its first setting."""
+    c = yaml.safe_load((STUDY / "tuning" / strategy / "choice.yaml").read_text())
+    rows = sorted(c["candidates"], key=lambda t: [number(o.split("=", 1)[1]) for o in t["overrides"]])
+    body = [[tex(short(t["overrides"])) + (" (chosen)" if t["overrides"] == c["chosen"] else ""),
+             *(fmt(t[m]) for m in ("acc", "learning_acc", "forgetting"))] for t in rows]  # fmt: skip
+    return latex_table(["trial", "acc", "learning acc", "forgetting"], body)
+
+
+def chosen(strategy: str, key: str) -> str:
+    """The value the tuning chose for ``key`` (an override name) of ``strategy``."""
+    c = yaml.safe_load((STUDY / "tuning" / strategy / "choice.yaml").read_text())
+    found = [o.split("=", 1)[1] for o in c["chosen"] if o.split("=", 1)[0] == key]
+    if not found:
+        raise KeyError(f"{strategy}'s tuning chose no {key}: {c['chosen']}")
+    return tex(found[0])
 
 
 def alternative(strategy: str, metric: str) -> str:
@@ -183,6 +202,10 @@ def value(key: str, reports: dict) -> str:
         return edges()
     if kind == "alt":
         return alternative(rest[0], rest[1])
+    if kind == "trialtable":
+        return trials_table(rest[0])
+    if kind == "chosen":
+        return chosen(rest[0], rest[1])
     if kind == "trials":
         return str(sum(r.get("evaluated_on") == "validation" for r in study_runs()))
     if kind == "cost":
