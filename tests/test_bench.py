@@ -73,3 +73,11 @@ def test_the_table_has_a_row_for_every_measured_ratio():
     chunked = found["naive epoch, length_chunks=2 / naive epoch"]
     assert chunked[1].startswith("0.950") and "tokens 0.840" in chunked[1] and chunked[3] is True
     assert found["replay epoch, length_chunks=2 / replay epoch"][1].startswith("0.864")
+
+
+def test_peer_speed_rows_hold_each_strategy_to_its_target():
+    from cl.analysis.bench_peers import speed_row
+
+    row = speed_row("distill", "ours", {"wall_s": 140.0}, {"wall_s": 100.0})
+    assert row[1].startswith("1.40") and row[2] == ">= 1.5" and row[3] is False  # 1.5x on distillation
+    assert speed_row("naive", "ours", {"wall_s": 130.0}, {"wall_s": 100.0})[2:] == (">= 1.2", True)
