@@ -91,16 +91,22 @@ def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):
             for seed in range(2) for order in ([0, 1, 2, 3], [2, 0, 3, 1], [3, 1, 0, 2])]  # fmt: skip
     runs += [fake_run(s, seed, [0, 1, 2, 3], 0.8, 0.0) for s in ("multitask", "single_task", "step_matched")
              for seed in range(2)]  # fmt: skip
-    reports = {"task": json.loads(json.dumps(summarize(runs))), "class": json.loads(json.dumps(summarize(runs[:6])))}
+    routed = [fake_run("routed_lora", seed, [0, 1, 2, 3], 0.6, 0.0) | {"strategy_report": [{}, {"routing_acc": 0.9,
+              "oracle_acc": 0.7}]} for seed in range(2)]  # fmt: skip
+    reports = {"task": json.loads(json.dumps(summarize(runs))),
+               "class": json.loads(json.dumps(summarize(runs[:6] + routed)))}  # fmt: skip
     sys.path.insert(0, str(ROOT / "paper"))
     import build
 
     study = tmp_path / "study"
-    (study / "tuning" / "naive").mkdir(parents=True)
-    (study / "tuning" / "naive" / "choice.yaml").write_text(
-        "chosen: [optimizer.lr=0.0001]\ncandidates:\n- {overrides: [optimizer.lr=0.0001], acc: 0.71}\n"
-        "- {overrides: [optimizer.lr=5e-05], acc: 0.65}\n"
-    )
+    for strategy in ("naive", "replay", "distill", "mc_dropout", "single_task"):  # the discussion's choices
+        (study / "tuning" / strategy).mkdir(parents=True)
+        (study / "tuning" / strategy / "choice.yaml").write_text(
+            "chosen: [optimizer.lr=0.0001]\ncandidates:\n"
+            "- {overrides: [optimizer.lr=0.0001], acc: 0.71, learning_acc: 0.72, forgetting: 0.02}\n"
+            "- {overrides: [optimizer.lr=5e-05], acc: 0.65, learning_acc: 0.75, forgetting: 0.01}\n"
+        )
+    write(study / "class", routed)
     trial = fake_run("naive", 0, None, 0.7, 0.1) | {"evaluated_on": "validation", "setup_seconds": {"model": 1800.0}}
     write(study / "tuning", [trial])
     write(study / "task", [fake_run("naive", 0, None, 0.6, 0.1) | {"setup_seconds": {"model": 1800.0}}])
@@ -112,9 +118,12 @@ def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):
     build.render(ROOT / "paper" / "paper.tex.in", tmp_path / "paper.tex", reports)
     text = (tmp_path / "paper.tex").read_text()
     assert "{{" not in text and r"0.520 $\pm$ " in text
-    assert r"naive & 2 & optimizer.lr=0.0001 & 0.710 & 0.650 \\" in text  # the tuning table
-    # two runs of 1,800 s set-up + 3.3 s of training and evaluation each: 1.0 hours; one final run
-    assert "used 1.0 hours of one CPU thread" in text and "1 tuning trials and 1 final runs" in text
+    assert r"naive & 2 & lr=0.0001 & 0.710 & 0.650 \\" in text  # the tuning table
+    assert r"lr=5e-05 & 0.650 & 0.750 & 0.010 \\" in text  # naive's trials, in the order of their rates
+    assert "lr=5e-05 (0.750; chosen lr=0.0001: 0.720)" in text  # single_task by learning accuracy
+    assert r"0.900 $\pm$ 0.000 of the test inputs" in text  # routed LoRA's routing accuracy
+    # two runs of 1,800 s set-up + 3.3 s of training and evaluation each (+ two short routed runs): 1.0 hours
+    assert "used 1.0 hours of one CPU thread" in text and "1 tuning trials and 3 final runs" in text
     assert r"naive (optimizer.lr at its lowest candidate, 0.0001)" not in text  # 1e-4 is the middle of three
     (study / "tuning" / "naive" / "choice.yaml").write_text("chosen: [optimizer.lr=5e-05]\ncandidates: []\n")
     assert build.edges() == "naive (optimizer.lr at its lowest candidate, 5e-05)"
