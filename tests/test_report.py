@@ -194,3 +194,15 @@ def test_model_selection_is_summarised_per_task(tmp_path):
     assert sel["b"]["at_cap"] == 1.0 and sel["b"]["runs_at"] == [1, 1, 1]
     assert "| naive | 2.0 (50%) | 3.0 (100%) |" in (tmp_path / "out" / "summary.md").read_text()
     assert (tmp_path / "out" / "learning_curves.png").stat().st_size > 0
+
+
+def test_the_learning_curves_legend_names_every_strategy(tmp_path, monkeypatch):
+    import cl.analysis.figures as figures
+
+    saved = []
+    monkeypatch.setattr(figures, "save", lambda fig, out, name: saved.append(fig))
+    curve = {"curve": [0.5, 0.6]}
+    rows = {"naive": {"selection": {"a": curve, "b": curve}}, "multitask": {"selection": {"a": curve}}}
+    figures.learning_curves(rows, ["multitask", "naive"], tmp_path)
+    legends = [ax.get_legend() for ax in saved[0].axes if ax.get_legend()]
+    assert [t.get_text() for t in legends[0].get_texts()] == ["multitask", "naive"]  # multitask has no curve in b

@@ -132,7 +132,14 @@ def learning_curves(rows: dict, names: list[str], out: Path) -> None:
         ax.set_xlabel("validation (epoch)", fontsize=8)
         ax.set_ylabel("validation accuracy", fontsize=8)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    axes.flat[len(tasks) - 1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    # every strategy once, from whichever panel has it (multitask trains, so is curved, in one task only)
+    handles = {}
+    for ax in axes.flat[: len(tasks)]:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, handle)
+    handles = {s: handles[s] for s in shown if s in handles}
+    axes.flat[len(tasks) - 1].legend(handles.values(), handles.keys(), fontsize=7, bbox_to_anchor=(1.02, 1),
+                                     loc="upper left")  # fmt: skip
     fig.suptitle("validation accuracy of the task being trained, mean over runs")
     fig.tight_layout()
     save(fig, out, "learning_curves")
