@@ -97,10 +97,20 @@ def stop_at(monkeypatch, where: str, task: int):
         monkeypatch.setattr(packed.Path, "replace", replace)
 
 
+def packed_configs():
+    return [make_config(*PACKED, *run) for run in RUNS]
+
+
+@pytest.fixture(scope="module")
+def whole(tmp_path_factory):
+    """The packed job never stopped (one for every way of stopping it)."""
+    folder = tmp_path_factory.mktemp("whole")
+    return run_packed(packed_configs(), [folder / f"run{k}" for k in range(2)])
+
+
 @pytest.mark.parametrize("where", ["train", "phase1", "phase2"])
-def test_a_stopped_packed_job_resumes_to_the_same_results(tmp_path, monkeypatch, where):
-    cfgs = lambda: [make_config(*PACKED, *run) for run in RUNS]  # noqa: E731
-    whole = run_packed(cfgs(), [tmp_path / f"whole{k}" for k in range(2)])
+def test_a_stopped_packed_job_resumes_to_the_same_results(tmp_path, monkeypatch, where, whole):
+    cfgs = packed_configs
     outs = [tmp_path / f"packed{k}" for k in range(2)]
     with monkeypatch.context() as m:
         stop_at(m, where, 2)
