@@ -239,7 +239,7 @@ def _resume(exps: list[Experiment], out_dirs: list[str | Path], rngs: list[dict]
 def _save(loops: list[ContinualLoop], rngs: list[dict]) -> None:
     """Every run's results, then (two-phase, see ``_settle``) its checkpoint with its own RNG states."""
     for loop in loops:
-        loop.results.save(loop.out_dir)
+        loop.save()  # results only (the loop's own save, rank 0); checkpoints follow in two phases
     if not loops[0].settings.checkpoints:
         return
     for loop, rng in zip(loops, rngs):
