@@ -1,5 +1,6 @@
 """The benchmark's own arithmetic (its timings are never asserted: see python -m cl.analysis.bench)."""
 
+import json
 import sys
 
 import pytest
@@ -38,8 +39,9 @@ def test_peer_runs_on_tiny_copies_of_the_tasks(tmp_path, monkeypatch):
     data = peers.export(tmp_path / "data")
     assert len((data / "tweets_train.csv").read_text().splitlines()) == 1 + 16  # header + one per outlet
     model = peers.model_folder()
-    plain = peers.run_script(sys.executable, "plain.py", data, model, "replay")
-    ours = peers.run_ours(data, "replay", tmp_path / "ours")
+    plain = peers.run_script(sys.executable, "plain.py", data, model, "replay", seed=1)
+    ours = peers.run_ours(data, "replay", tmp_path / "ours", seed=1)
+    assert json.loads((tmp_path / "ours" / "results.json").read_text())["seed"] == 1  # round r runs seed r
     grouped = peers.run_ours(data, "replay", tmp_path / "grouped", peers.FAST)
     for m in (plain, ours, grouped):
         assert 0 <= m["acc"] <= 1 and m["train_s"] > 0 and m["peak_rss_mb"] > 100
@@ -73,6 +75,12 @@ def test_the_table_has_a_row_for_every_measured_ratio():
     chunked = found["naive epoch, length_chunks=2 / naive epoch"]
     assert chunked[1].startswith("0.950") and "tokens 0.840" in chunked[1] and chunked[3] is True
     assert found["replay epoch, length_chunks=2 / replay epoch"][1].startswith("0.864")
+
+
+def test_peer_accuracy_is_the_mean_over_the_rounds_seeds_then_each_seed():
+    from cl.analysis.bench_peers import accuracy
+
+    assert accuracy([{"acc": 0.6}, {"acc": 0.7}, {"acc": 0.8}]) == "0.700 (0.600 / 0.700 / 0.800)"
 
 
 def test_peer_speed_rows_hold_each_strategy_to_its_target():

@@ -8,10 +8,13 @@ fused kernel in every system, this framework's default, so the optimizer is the 
 warm-up, clipping at 1.0, one head per task, replay 200 examples with 16 replayed per batch, LwF at
 T = 2. Each run is its own process, timed whole (start-up and imports included), its peak resident
 memory read by ``/usr/bin/time``; systems alternate within each round so that a drift of the
-machine falls on all of them. Avalanche runs in its own virtual environment (``--avalanche-python``,
-made by ``scripts/avalanche_venv.sh``); without it the table has this framework and the plain loop.
-For naive and replay a fourth system is this framework with its opt-in options that pad less
-(``FAST``), timed the same way and its accuracy reported beside the defaults'.
+machine falls on all of them. Round r runs every system with seed r (shuffle, dropout, memory), so
+the rounds' accuracies are seeds, paired across systems: one seed cannot tell a system's accuracy
+from its draws (on replay one seed's final accuracy differs from the next's by several points).
+Avalanche runs in its own virtual environment (``--avalanche-python``, made by
+``scripts/avalanche_venv.sh``); without it the table has this framework and the plain loop. For
+naive and replay a fourth system is this framework with its opt-in options that pad less (``FAST``),
+timed the same way and its accuracy reported beside the defaults'.
 """
 
 import json
@@ -85,9 +88,9 @@ def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
     return wall, int(done.stderr.strip().splitlines()[-1]) / 1024, done.stdout
 
 
-def run_ours(data: Path, strategy: str, out: Path, extra: list[str] = ()) -> dict:
+def run_ours(data: Path, strategy: str, out: Path, extra: list[str] = (), seed: int = 0) -> dict:
     cmd = [sys.executable, "-m", "cl.run", "--config-dir", str(data), "stream=peers", f"strategy={strategy}",
-           *OURS[strategy], *extra, "logger=none", "trainer.enable_progress_bar=false", "trainer.max_epochs=1",
+           *OURS[strategy], *extra, f"seed={seed}", "logger=none", "trainer.enable_progress_bar=false", "trainer.max_epochs=1",
            f"hydra.run.dir={out}"]  # fmt: skip
     wall, rss, _ = timed(cmd)
     res = json.loads((out / "results.json").read_text())
@@ -96,8 +99,9 @@ def run_ours(data: Path, strategy: str, out: Path, extra: list[str] = ()) -> dic
             "acc": res["metrics"]["acc"]}  # fmt: skip
 
 
-def run_script(python: str, script: str, data: Path, model: str, strategy: str) -> dict:
-    wall, rss, out = timed([python, str(PEERS / script), str(data), model, "--strategy", strategy])
+def run_script(python: str, script: str, data: Path, model: str, strategy: str, seed: int = 0) -> dict:
+    cmd = [python, str(PEERS / script), str(data), model, "--strategy", strategy, "--seed", str(seed)]
+    wall, rss, out = timed(cmd)
     line = json.loads(out.strip().splitlines()[-1])
     return {"wall_s": wall, "peak_rss_mb": rss, "train_s": line["train_s"], "eval_s": line["eval_s"],
             "acc": line["acc"]}  # fmt: skip
@@ -120,6 +124,12 @@ def speed_row(strategy: str, name: str, avalanche: dict, ours: dict) -> tuple:
             f"{ours['wall_s']:.1f} s)", f">= {target}", speed >= target)  # fmt: skip
 
 
+def accuracy(runs: list[dict]) -> str:
+    """Final accuracy over the rounds' seeds: the mean, then each seed's in round order."""
+    accs = [r["acc"] for r in runs]
+    return f"{statistics.mean(accs):.3f} ({' / '.join(f'{a:.3f}' for a in accs)})"
+
+
 def main(out: str, doc: str, rounds: int, avalanche_python: str | None) -> None:
     data = export(Path(out) / "peers_data")
     model = model_folder()
@@ -130,13 +140,13 @@ def main(out: str, doc: str, rounds: int, avalanche_python: str | None) -> None:
         for strategy in STRATEGIES:
             for system in [*systems, *(["ours, grouped"] if strategy in FAST_FOR else [])]:
                 if system == "ours":
-                    m = run_ours(data, strategy, Path(out) / f"peers_ours_{strategy}_{r}")
+                    m = run_ours(data, strategy, Path(out) / f"peers_ours_{strategy}_{r}", seed=r)
                 elif system == "ours, grouped":
-                    m = run_ours(data, strategy, Path(out) / f"peers_grouped_{strategy}_{r}", FAST)
+                    m = run_ours(data, strategy, Path(out) / f"peers_grouped_{strategy}_{r}", FAST, seed=r)
                 elif system == "plain":
-                    m = run_script(sys.executable, "plain.py", data, model, strategy)
+                    m = run_script(sys.executable, "plain.py", data, model, strategy, seed=r)
                 else:
-                    m = run_script(avalanche_python, "avalanche_run.py", data, model, strategy)
+                    m = run_script(avalanche_python, "avalanche_run.py", data, model, strategy, seed=r)
                 found[(strategy, system)].append(m)
                 print(f"round {r + 1} {strategy:8} {system:10} " + json.dumps({k: round(v, 3) for k, v in m.items()}),
                       flush=True)  # fmt: skip
@@ -156,15 +166,18 @@ def main(out: str, doc: str, rounds: int, avalanche_python: str | None) -> None:
             fast = med[(s, "ours, grouped")]
             if "avalanche" in systems:
                 rows.append(speed_row(s, f"ours with {' '.join(FAST)}", med[(s, "avalanche")], fast))
-            rows.append((f"{s}: final accuracy, ours with {' '.join(FAST)}", f"{fast['acc']:.3f} (defaults "
-                         f"{ours['acc']:.3f}; one seed)", "", None))  # fmt: skip
-        accs = ", ".join(f"{sy} {med[(s, sy)]['acc']:.3f}" for sy in systems)
-        rows.append((f"{s}: final accuracy", accs, "", None))
+            grouped, defaults = accuracy(found[(s, "ours, grouped")]), accuracy(found[(s, "ours")])
+            rows.append(
+                (f"{s}: final accuracy, ours with {' '.join(FAST)}", f"{grouped} (defaults {defaults})", "", None)
+            )
+        accs = ", ".join(f"{sy} {accuracy(found[(s, sy)])}" for sy in systems)
+        rows.append((f"{s}: final accuracy, mean (seeds)", accs, "", None))
         walls = ", ".join(f"{sy} {med[(s, sy)]['wall_s']:.1f}" for sy in systems)
         rows.append((f"{s}: whole run (s)", walls, "", None))
     text = "\n".join(["# Whole runs against peers", "",
-                      f"Made by `python -m cl.analysis.bench --peers` on {platform_line()}; medians of {rounds} "
-                      "rounds, systems alternating within each round.", "", table(rows)])  # fmt: skip
+                      f"Made by `python -m cl.analysis.bench --peers` on {platform_line()}; times are medians of "
+                      f"{rounds} rounds, systems alternating within each round; round r runs every system with "
+                      "seed r, and accuracies are given per seed (0, 1, ...) after their mean.", "", table(rows)])  # fmt: skip
     sys.stdout.write(text)
     Path(doc).parent.mkdir(parents=True, exist_ok=True)
     Path(doc).write_text(text)
