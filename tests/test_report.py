@@ -70,6 +70,17 @@ def test_missing_seeds_are_marked_not_averaged_quietly(tmp_path, capsys):
     assert stats["strategies"]["lora"]["missing"] == ["seed2/orderdefault"]
 
 
+def test_costs_have_their_own_table_and_fixed_parameter_counts_no_interval(tmp_path):
+    runs = [{**fake_run("naive", s, None, 0.5, 0.2), "train_seconds": [1.0, 1.0 + s]} for s in range(3)]
+    write(tmp_path / "runs", runs)
+    main([str(tmp_path / "runs"), "--out", str(tmp_path / "out")])
+    main_table = (tmp_path / "out" / "table_main.tex").read_text()
+    costs = (tmp_path / "out" / "table_costs.tex").read_text()
+    assert "train s" not in main_table and "trainable params" not in main_table  # metrics only
+    # 10 parameters in every run: the count alone; training time varies over seeds: its interval
+    assert r"naive & 3 $\pm$ 2 & 10 & 100 $\pm$ 0 \\" in costs  # 2, 3, 4 s: 3 +- 4.303 * 1 / sqrt(3)
+
+
 def test_report_fails_clearly_without_results(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="no results.json"):

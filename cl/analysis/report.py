@@ -202,15 +202,20 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
     names = order_strategies(stats)
     rows = {}
     extra = ["intransigence"] if any("intransigence" in r for r in stats["strategies"].values()) else []
-    head = ["strategy", "seeds (runs)", *METRICS, *extra, "train s", "trainable params", "peak RSS MB"]
-    body = []
+    head = ["strategy", "seeds (runs)", *METRICS, *extra]
+    body, costs = [], []
     for s in names:
-        row = stats["strategies"][s]
+        row, name = stats["strategies"][s], s.replace("_", r"\_") if latex else s
         mark = "*" if row["missing"] else ""
-        cells = [*(fmt(row[m], latex=latex) for m in METRICS), *(fmt(row.get(m, math.nan), latex=latex) for m in extra),
-                 *(fmt(row[c], 0, latex) for c in COSTS)]  # fmt: skip
-        body.append([s.replace("_", r"\_") if latex else s, f"{row['acc'][2]} ({row['runs']}){mark}", *cells])
+        cells = [*(fmt(row[m], latex=latex) for m in METRICS), *(fmt(row.get(m, math.nan), latex=latex) for m in extra)]
+        body.append([name, f"{row['acc'][2]} ({row['runs']}){mark}", *cells])
+        # The architecture fixes the trainable parameters: an interval of 0 would only be noise in the table.
+        params = row["trainable_params"]
+        params = params[0] if isinstance(params, tuple | list) and params[1] == 0 else params
+        costs.append([name, fmt(row["train_s"], 0, latex), fmt(params, 0, latex), fmt(row["peak_rss_mb"], 0, latex)])
     rows["main"] = (head, body)
+    # Costs apart from the metrics, so that neither table has to shrink to fit a page.
+    rows["costs"] = (["strategy", "train s", "trainable params", "peak RSS MB"], costs)
     ref = stats["reference"]
     head = ["strategy", "seeds", *(f"Δ {m}" if not latex else rf"$\Delta$ {m}" for m in METRICS)]
     body = []
@@ -335,7 +340,8 @@ def write(stats: dict, out: Path) -> None:
     summary = [f"# Comparison: {', '.join(stats['streams'])}", "",
                f"{stats['runs']} finished runs; seeds {stats['seeds']}; task orders {stats['orders']}.", "",
                "Mean ± 95% confidence interval over seeds (each seed's runs averaged over task orders first).",
-               "", md["main"], md["paired"],
+               "", md["main"], "Costs: training seconds, trainable parameters and peak resident memory, mean ± 95% CI "
+               "over seeds.", "", md["costs"], md["paired"],
                "Final accuracy by task order (rank among strategies).", "", md["orders"], md["ranks"],
                md["selection"] if any(r.get("selection") for r in stats["strategies"].values()) else ""]  # fmt: skip
     (out / "summary.md").write_text("\n".join(summary))
@@ -359,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         stats = summarize(runs, args.reference)
         md = tables(stats)
-        text = md["main"] + "\n" + md["paired"] + "\n" + md["orders"] + "\n" + md["ranks"]
+        text = md["main"] + "\n" + md["costs"] + "\n" + md["paired"] + "\n" + md["orders"] + "\n" + md["ranks"]
         if args.out:
             write(stats, Path(args.out))
     sys.stdout.write(text)
