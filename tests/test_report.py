@@ -70,6 +70,15 @@ def test_missing_seeds_are_marked_not_averaged_quietly(tmp_path, capsys):
     assert stats["strategies"]["lora"]["missing"] == ["seed2/orderdefault"]
 
 
+def test_figures_are_the_same_bytes_when_drawn_again(tmp_path):
+    """The paper's build redraws every figure: the same results must give the same files (no date)."""
+    write(tmp_path / "runs", [fake_run("naive", s, None, 0.5 + s / 10, 0.2) for s in range(2)])
+    for out in ("a", "b"):
+        main([str(tmp_path / "runs"), "--out", str(tmp_path / out)])
+    for name in ("heatmaps.pdf", "acc_vs_cost.pdf", "heatmaps.png"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
 def test_costs_have_their_own_table_and_fixed_parameter_counts_no_interval(tmp_path):
     runs = [{**fake_run("naive", s, None, 0.5, 0.2), "train_seconds": [1.0, 1.0 + s]} for s in range(3)]
     write(tmp_path / "runs", runs)

@@ -16,9 +16,14 @@ from cl.engine.plots import draw_heatmap  # noqa: E402
 MARKERS = "osD^vP*Xh<>p"
 
 
+# A PDF would otherwise carry the time it was drawn, and every paper build would change bytes that
+# depend only on the results.
+NO_DATE = {"png": {}, "pdf": {"CreationDate": None}}
+
+
 def save(fig, out: Path, name: str) -> None:
     for ext in ("png", "pdf"):
-        fig.savefig(out / f"{name}.{ext}", dpi=120, bbox_inches="tight")
+        fig.savefig(out / f"{name}.{ext}", dpi=120, bbox_inches="tight", metadata=NO_DATE[ext])
     plt.close(fig)
 
 
