@@ -19,12 +19,18 @@ tuning choices and run files under ``results/study`` and the language-model runs
     {{cost:hours}} {{cost:runs}} the study's measured compute (CPU-thread hours) and run count
     {{lm:table}}                 the one-seed language-model comparison   {{lm:naive:forgetting}}
     {{routing:routing_acc}}      routed LoRA's routing (or oracle_acc) accuracy after the last task, ± CI over seeds
+    {{conv:table}} {{conv:cap}} {{conv:atcap}} {{conv:hours}} {{conv:ratio}} {{conv:projected}}
+                                 {{conv:diff:naive:acc}} {{conv:at:naive}} {{conv:n:naive}} (seeds)
+                                 the convergence check (scripts/convergence.sh): the study's runs rerun with
+                                 a higher epoch cap, against the study's runs of the same seeds
 """
 
 import json
+import math
 import re
 import statistics
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import yaml
@@ -33,10 +39,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
-from cl.analysis.report import fmt, label, latex_table, load_runs, tables  # noqa: E402
+from cl.analysis.report import fmt, label, latex_table, load_runs, order_of, selection_summary, tables, values  # noqa: E402
 
 STUDY = ROOT / "results" / "study"
 LM = ROOT / "results" / "text4_lm"
+CONVERGENCE = ROOT / "results" / "convergence" / "task"
 
 
 def tex(name: str) -> str:
@@ -52,21 +59,26 @@ def short(overrides: list[str]) -> str:
     return ", ".join(f"{key.rsplit('.', 1)[-1]}={v}" for key, v in (o.split("=", 1) for o in overrides))
 
 
+def choice(strategy: str) -> dict:
+    """``strategy``'s tuning record (cl.tune's choice.yaml): chosen overrides and every candidate."""
+    return yaml.safe_load((STUDY / "tuning" / strategy / "choice.yaml").read_text())
+
+
 def tuning_table() -> str:
     """One row per strategy: trials run, the chosen settings and their validation accuracy."""
     body = []
-    for choice in sorted(STUDY.glob("tuning/*/choice.yaml")):
-        c = yaml.safe_load(choice.read_text())
+    for path in sorted(STUDY.glob("tuning/*/choice.yaml")):
+        c = choice(path.parent.name)
         best = c["candidates"][0]
         worst = c["candidates"][-1]
-        body.append([tex(choice.parent.name), str(len(c["candidates"])), tex(short(c["chosen"]) or "(none)"),
+        body.append([tex(path.parent.name), str(len(c["candidates"])), tex(short(c["chosen"]) or "(none)"),
                      fmt(best["acc"]), fmt(worst["acc"])])  # fmt: skip
     return latex_table(["strategy", "trials", "chosen", "val. acc (chosen)", "val. acc (worst trial)"], body)
 
 
 def trials_table(strategy: str) -> str:
     """Every tuning trial of ``strategy`` (validation scores), in the order of its first setting."""
-    c = yaml.safe_load((STUDY / "tuning" / strategy / "choice.yaml").read_text())
+    c = choice(strategy)
     rows = sorted(c["candidates"], key=lambda t: [number(o.split("=", 1)[1]) for o in t["overrides"]])
     body = [[tex(short(t["overrides"])) + (" (chosen)" if t["overrides"] == c["chosen"] else ""),
              *(fmt(t[m]) for m in ("acc", "learning_acc", "forgetting"))] for t in rows]  # fmt: skip
@@ -75,7 +87,7 @@ def trials_table(strategy: str) -> str:
 
 def chosen(strategy: str, key: str) -> str:
     """The value the tuning chose for ``key`` (an override name) of ``strategy``."""
-    c = yaml.safe_load((STUDY / "tuning" / strategy / "choice.yaml").read_text())
+    c = choice(strategy)
     found = [o.split("=", 1)[1] for o in c["chosen"] if o.split("=", 1)[0] == key]
     if not found:
         raise KeyError(f"{strategy}'s tuning chose no {key}: {c['chosen']}")
@@ -85,7 +97,7 @@ def chosen(strategy: str, key: str) -> str:
 def alternative(strategy: str, metric: str) -> str:
     """The trial of ``strategy``'s tuning that ``metric`` (validation) would have chosen, against the
     chosen one: ``lr=0.0002 (0.782; chosen lr=0.0004: 0.781)``."""
-    c = yaml.safe_load((STUDY / "tuning" / strategy / "choice.yaml").read_text())
+    c = choice(strategy)
     best = max(c["candidates"], key=lambda t: t[metric])
     chosen = c["candidates"][0]
     return tex(f"{short(best['overrides'])} ({fmt(best[metric])}; chosen {short(chosen['overrides'])}: "
@@ -106,17 +118,98 @@ def edges() -> str:
     from cl.tune import search_space
 
     found = []
-    for choice in sorted(STUDY.glob("tuning/*/choice.yaml")):
-        space = search_space([f"strategy={choice.parent.name}"])
-        tried = [o for f in choice.parent.glob("trial*/.hydra/overrides.yaml") for o in yaml.safe_load(f.read_text())]
-        for override in yaml.safe_load(choice.read_text())["chosen"]:
+    for path in sorted(STUDY.glob("tuning/*/choice.yaml")):
+        strategy = path.parent.name
+        space = search_space([f"strategy={strategy}"])
+        tried = [o for f in path.parent.glob("trial*/.hydra/overrides.yaml") for o in yaml.safe_load(f.read_text())]
+        for override in choice(strategy)["chosen"]:
             key, value = override.split("=", 1)
             steps = [number(o.split("=", 1)[1]) for o in tried if o.startswith(f"{key}=")]  # past the grid too
             candidates, chosen = sorted({*space.get(key, []), *steps}), number(value)
             if len(candidates) > 2 and chosen in (candidates[0], candidates[-1]):
                 side = "lowest" if chosen == candidates[0] else "highest"
-                found.append(rf"{tex(choice.parent.name)} ({tex(key)} at its {side} candidate, {value})")
+                found.append(rf"{tex(strategy)} ({tex(key)} at its {side} candidate, {value})")
     return "; ".join(found) if found else "none"
+
+
+def percent(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{x:.0%}".replace("%", r"\%")
+
+
+def share_at_cap(runs: list[dict]) -> float:
+    """Of every (run, trained task), the share whose best validation was the last epoch allowed."""
+    found = [(sel["at_cap"], sel["runs_at"][0]) for sel in selection_summary(runs).values()]
+    total = sum(n for _, n in found)
+    return sum(a * n for a, n in found) / total if total else math.nan
+
+
+def mean_chosen(runs: list[dict]) -> float:
+    """The chosen epoch (1-based), averaged over every (run, trained task)."""
+    found = [(sel["chosen"], sel["runs_at"][0]) for sel in selection_summary(runs).values()]
+    total = sum(n for _, n in found)
+    return sum(c * n for c, n in found) / total if total else math.nan
+
+
+def convergence_pairs() -> dict[str, tuple[dict, dict]]:
+    """strategy -> ({seed: study run}, {seed: rerun with the higher cap}), on the seeds both finished
+    in the reruns' task order."""
+    reruns = defaultdict(dict)
+    for r in load_runs([str(CONVERGENCE)]) if CONVERGENCE.exists() else []:
+        if r.get("status") == "finished":
+            reruns[r["strategy"]][(r["seed"], order_of(r))] = r
+    pairs = {}
+    for strategy, keyed in reruns.items():
+        study = {(r["seed"], order_of(r)): r for r in load_runs([str(STUDY / "task" / strategy)])
+                 if r.get("status") == "finished"}  # fmt: skip
+        shared = sorted(set(study) & set(keyed))
+        pairs[strategy] = ({k[0]: study[k] for k in shared}, {k[0]: keyed[k] for k in shared})
+    return pairs
+
+
+def convergence(key: list[str]) -> str:
+    from cl.analysis.inference import t_interval
+
+    pairs = convergence_pairs()
+    if not pairs:
+        raise SystemExit(f"paper/build.py: no finished runs under {CONVERGENCE}; run scripts/convergence.sh")
+    order = [s for s in ("naive", "low_lr", "freeze", "lora", "distill", "replay") if s in pairs]
+    order += sorted(set(pairs) - set(order))
+    reruns = [r for s in order for r in pairs[s][1].values()]
+    if key == ["cap"]:
+        return str(reruns[0]["config"]["trainer"]["max_epochs"])
+    if key == ["atcap"]:
+        return percent(share_at_cap(reruns))
+    if key == ["hours"]:
+        return f"{thread_seconds(reruns) / 3600:.1f}"
+    ratio = thread_seconds(reruns) / thread_seconds([r for s in order for r in pairs[s][0].values()])
+    if key == ["ratio"]:  # compute of the reruns over that of the study's runs they rerun
+        return f"{ratio:.1f}"
+    if key == ["projected"]:  # the whole study at that ratio, in hours of one CPU thread
+        return f"{ratio * thread_seconds(study_runs()) / 3600:.0f}"
+    metrics = ("learning_acc", "acc", "forgetting", "train_s")
+    if key[0] in ("diff", "at", "n"):
+        study, rerun = pairs[key[1]]
+        if key[0] == "n":
+            return str(len(rerun))
+        if key[0] == "at":
+            return percent(share_at_cap(list(rerun.values())))
+        return fmt(t_interval([values(rerun[s])[key[2]] - values(study[s])[key[2]] for s in study]), latex=True)
+
+    def cell(xs: list[float], metric: str) -> str:
+        return fmt(t_interval(xs), 0 if metric == "train_s" else 3, latex=True)
+
+    body = []
+    for strategy in order:
+        study, rerun = pairs[strategy]
+        for runs in (study, rerun):
+            found = list(runs.values())
+            body.append([tex(strategy) if runs is study else "", str(found[0]["config"]["trainer"]["max_epochs"]),
+                         str(len(found)), percent(share_at_cap(found)), f"{mean_chosen(found):.1f}",
+                         *(cell([values(r)[m] for r in found], m) for m in metrics)])  # fmt: skip
+        differences = [cell([values(rerun[s])[m] - values(study[s])[m] for s in study], m) for m in metrics]
+        body.append(["", "difference", "", "", "", *differences])
+    head = ["strategy", "epoch cap", "seeds", "at cap", "chosen epoch", "learning acc", "acc", "forgetting", "train s"]
+    return latex_table(head, body)
 
 
 def study_runs() -> list[dict]:
@@ -129,9 +222,13 @@ def cost(kind: str) -> str:
     runs = study_runs()
     if kind == "runs":
         return str(sum(r.get("evaluated_on") != "validation" for r in runs))
-    seconds = sum(sum((r.get("setup_seconds") or {}).values()) + r.get("initial_eval_seconds", 0)
-                  + sum(r["train_seconds"]) + sum(r["eval_seconds"]) for r in runs)  # fmt: skip
-    return f"{seconds / 3600:.1f}"
+    return f"{thread_seconds(runs) / 3600:.1f}"
+
+
+def thread_seconds(runs: list[dict]) -> float:
+    """Set-up, evaluation and training as measured inside the runs (process start-up not counted)."""
+    return sum(sum((r.get("setup_seconds") or {}).values()) + r.get("initial_eval_seconds", 0)
+               + sum(r["train_seconds"]) + sum(r["eval_seconds"]) for r in runs)  # fmt: skip
 
 
 def at_cap(stats: dict) -> str:
@@ -139,7 +236,7 @@ def at_cap(stats: dict) -> str:
     shares = [(sel["at_cap"], sum(sel["runs_at"][:1])) for row in stats["strategies"].values()
               for sel in row.get("selection", {}).values()]  # fmt: skip
     total = sum(n for _, n in shares)
-    return f"{sum(s * n for s, n in shares) / total:.0%}".replace("%", r"\%") if total else "n/a"
+    return percent(sum(s * n for s, n in shares) / total) if total else "n/a"
 
 
 def lm(key: list[str]) -> str:
@@ -214,6 +311,8 @@ def value(key: str, reports: dict) -> str:
         return lm(rest)
     if kind == "routing":
         return routing(rest[0])
+    if kind == "conv":
+        return convergence(rest)
     if kind == "table":
         return tables(reports[rest[0]], latex=True)[rest[1]]
     if kind == "figure":

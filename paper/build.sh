@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the paper from the committed study: the reports -> paper/generated/{task,class}, then
+# Rebuild the paper from the committed study: the reports -> paper/generated/{task,class,convergence}, then
 # paper.tex from its template, the PDF (LaTeX from Debian's texlive packages, see paper/README.md)
 # and paper/README.md, the Markdown twin (pandoc).
 set -euo pipefail
@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 for scenario in task class; do
   python -m cl.analysis.report "results/study/$scenario" --out "paper/generated/$scenario" > /dev/null
 done
+# the convergence check's reruns (scripts/convergence.sh): their learning curves
+python -m cl.analysis.report results/convergence/task --out paper/generated/convergence > /dev/null
 python paper/build.py
 cd paper
 if command -v latexmk > /dev/null; then

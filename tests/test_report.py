@@ -120,8 +120,8 @@ def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):
     import build
 
     study = tmp_path / "study"
-    for strategy in ("naive", "replay", "distill", "mc_dropout", "single_task", "low_lr"):  # the discussion's
-        lr = "strategy.low_lr.lr" if strategy == "low_lr" else "optimizer.lr"
+    for strategy in ("naive", "replay", "distill", "mc_dropout", "single_task", "low_lr", "lora"):  # the discussion's
+        lr = {"low_lr": "strategy.low_lr.lr", "lora": "strategy.lora.lr"}.get(strategy, "optimizer.lr")
         (study / "tuning" / strategy).mkdir(parents=True)
         (study / "tuning" / strategy / "choice.yaml").write_text(
             f"chosen: [{lr}=0.0001]\ncandidates:\n"
@@ -131,12 +131,27 @@ def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):
     write(study / "class", routed)
     trial = fake_run("naive", 0, None, 0.7, 0.1) | {"evaluated_on": "validation", "setup_seconds": {"model": 1800.0}}
     write(study / "tuning", [trial])
-    write(study / "task", [fake_run("naive", 0, None, 0.6, 0.1) | {"setup_seconds": {"model": 1800.0}}])
+
+    def trained(run: dict, cap: int, curves: list[list[float]]) -> dict:  # with per-task model selection
+        validation = [{"curve": c, "chosen": c.index(max(c)), "epochs": len(c)} for c in curves]
+        return run | {"validation": validation, "config": run["config"] | {"trainer": {"max_epochs": cap}}}
+
+    # the convergence check: the strategies rerun with a longer cap, beside the study's runs of the same seed
+    checked = ("low_lr", "freeze", "lora", "distill", "replay")
+    write(study / "task", [trained(fake_run("naive", 0, None, 0.6, 0.1) | {"setup_seconds": {"model": 1800.0}}, 3,
+                                   [[0.5, 0.6, 0.7], [0.8, 0.7]])]  # fmt: skip
+          + [trained(fake_run(s, 0, None, 0.6, 0.1), 3, [[0.5, 0.6]] * 2) for s in checked])
+    longer = [trained(fake_run("naive", 0, None, 0.65, 0.15), 10, [[0.5, 0.6, 0.7, 0.8, 0.7], [0.8, 0.7]]),
+              trained(fake_run("naive", 1, None, 0.7, 0.1), 10, [[0.5, 0.4]] * 2)]
+    longer += [trained(fake_run(s, 0, None, 0.62, 0.1), 10, [[0.5, 0.6, 0.5]] * 2) for s in checked]
+    write(tmp_path / "convergence", longer)
+    reports["convergence"] = json.loads(json.dumps(summarize(longer)))
     lm = fake_run("naive", 0, None, 0.5, 0.2)
     lm["metrics"] |= {"general_drop/repeat": 0.4, "general_drop/hamlet": 1.0}
     write(tmp_path / "lm", [lm])
     monkeypatch.setattr(build, "STUDY", study)
     monkeypatch.setattr(build, "LM", tmp_path / "lm")
+    monkeypatch.setattr(build, "CONVERGENCE", tmp_path / "convergence")
     build.render(ROOT / "paper" / "paper.tex.in", tmp_path / "paper.tex", reports)
     text = (tmp_path / "paper.tex").read_text()
     assert "{{" not in text and r"0.520 $\pm$ " in text
@@ -144,9 +159,14 @@ def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):
     assert r"lr=5e-05 & 0.650 & 0.750 & 0.010 \\" in text  # naive's trials, in the order of their rates
     assert "lr=5e-05 (0.750; chosen lr=0.0001: 0.720)" in text  # single_task by learning accuracy
     assert r"0.900 $\pm$ 0.000 of the test inputs" in text  # routed LoRA's routing accuracy
-    # two runs of 1,800 s set-up + 3.3 s of training and evaluation each (+ two short routed runs): 1.0 hours
-    assert "used 1.0 hours of one CPU thread" in text and "1 tuning trials and 3 final runs" in text
+    # two runs of 1,800 s set-up + 3.3 s of training and evaluation each (+ seven short runs): 1.0 hours
+    assert "used 1.0 hours of one CPU thread" in text and "1 tuning trials and 8 final runs" in text
     assert r"naive (optimizer.lr at its lowest candidate, 0.0001)" not in text  # 1e-4 is the middle of three
+    # the convergence check pairs the longer run of seed 0 with the study's (seed 1 has no study run):
+    # half of the study's tasks ended at their cap of 3, none of the rerun's at 10; acc +0.05, forgetting +0.05
+    assert r"naive & 3 & 1 & 50\% & 2.0 & 0.600 & 0.600 & 0.100 & 3 \\" in text
+    assert r" & 10 & 1 & 0\% & 2.5 & 0.650 & 0.650 & 0.150 & 3 \\" in text
+    assert r" & difference &  &  &  & 0.050 & 0.050 & 0.050 & 0 \\" in text
     (study / "tuning" / "naive" / "choice.yaml").write_text("chosen: [optimizer.lr=5e-05]\ncandidates: []\n")
     assert build.edges() == "naive (optimizer.lr at its lowest candidate, 5e-05)"
 
