@@ -25,6 +25,7 @@ tuning choices and run files under ``results/study`` and the language-model runs
                                  a higher epoch cap, against the study's runs of the same seeds
 """
 
+import functools
 import json
 import math
 import re
@@ -136,30 +137,39 @@ def percent(x: float) -> str:
     return "n/a" if math.isnan(x) else f"{x:.0%}".replace("%", r"\%")
 
 
+def over_tasks(selections, field: str) -> float:
+    """``field`` of ``selection_summary`` entries (``at_cap``, ``chosen``) averaged over every
+    (run, trained task): each task weighted by the runs that trained it."""
+    found = [(sel[field], sel["runs_at"][0]) for sel in selections if sel["runs_at"]]
+    total = sum(n for _, n in found)
+    return sum(x * n for x, n in found) / total if total else math.nan
+
+
 def share_at_cap(runs: list[dict]) -> float:
     """Of every (run, trained task), the share whose best validation was the last epoch allowed."""
-    found = [(sel["at_cap"], sel["runs_at"][0]) for sel in selection_summary(runs).values()]
-    total = sum(n for _, n in found)
-    return sum(a * n for a, n in found) / total if total else math.nan
+    return over_tasks(selection_summary(runs).values(), "at_cap")
 
 
 def mean_chosen(runs: list[dict]) -> float:
     """The chosen epoch (1-based), averaged over every (run, trained task)."""
-    found = [(sel["chosen"], sel["runs_at"][0]) for sel in selection_summary(runs).values()]
-    total = sum(n for _, n in found)
-    return sum(c * n for c, n in found) / total if total else math.nan
+    return over_tasks(selection_summary(runs).values(), "chosen")
 
 
 def convergence_pairs() -> dict[str, tuple[dict, dict]]:
     """strategy -> ({seed: study run}, {seed: rerun with the higher cap}), on the seeds both finished
     in the reruns' task order."""
+    return pairs_of(CONVERGENCE, STUDY)
+
+
+@functools.cache  # every {{conv:...}} placeholder reads the same runs: load them once per build
+def pairs_of(convergence: Path, study_root: Path) -> dict[str, tuple[dict, dict]]:
     reruns = defaultdict(dict)
-    for r in load_runs([str(CONVERGENCE)]) if CONVERGENCE.exists() else []:
+    for r in load_runs([str(convergence)]) if convergence.exists() else []:
         if r.get("status") == "finished":
             reruns[r["strategy"]][(r["seed"], order_of(r))] = r
     pairs = {}
     for strategy, keyed in reruns.items():
-        study = {(r["seed"], order_of(r)): r for r in load_runs([str(STUDY / "task" / strategy)])
+        study = {(r["seed"], order_of(r)): r for r in load_runs([str(study_root / "task" / strategy)])
                  if r.get("status") == "finished"}  # fmt: skip
         shared = sorted(set(study) & set(keyed))
         pairs[strategy] = ({k[0]: study[k] for k in shared}, {k[0]: keyed[k] for k in shared})
@@ -181,11 +191,10 @@ def convergence(key: list[str]) -> str:
         return percent(share_at_cap(reruns))
     if key == ["hours"]:
         return f"{thread_seconds(reruns) / 3600:.1f}"
-    ratio = thread_seconds(reruns) / thread_seconds([r for s in order for r in pairs[s][0].values()])
-    if key == ["ratio"]:  # compute of the reruns over that of the study's runs they rerun
-        return f"{ratio:.1f}"
-    if key == ["projected"]:  # the whole study at that ratio, in hours of one CPU thread
-        return f"{ratio * thread_seconds(study_runs()) / 3600:.0f}"
+    if key in (["ratio"], ["projected"]):  # compute of the reruns over that of the study's runs they rerun
+        ratio = thread_seconds(reruns) / thread_seconds([r for s in order for r in pairs[s][0].values()])
+        # projected: the whole study at that ratio, in hours of one CPU thread
+        return f"{ratio:.1f}" if key == ["ratio"] else f"{ratio * thread_seconds(study_runs()) / 3600:.0f}"
     metrics = ("learning_acc", "acc", "forgetting", "train_s")
     if key[0] in ("diff", "at", "n"):
         study, rerun = pairs[key[1]]
@@ -233,10 +242,8 @@ def thread_seconds(runs: list[dict]) -> float:
 
 def at_cap(stats: dict) -> str:
     """The share of trained tasks, over every run, whose best validation was the last allowed."""
-    shares = [(sel["at_cap"], sum(sel["runs_at"][:1])) for row in stats["strategies"].values()
-              for sel in row.get("selection", {}).values()]  # fmt: skip
-    total = sum(n for _, n in shares)
-    return percent(sum(s * n for s, n in shares) / total) if total else "n/a"
+    return percent(over_tasks((sel for row in stats["strategies"].values()
+                               for sel in row.get("selection", {}).values()), "at_cap"))  # fmt: skip
 
 
 def lm(key: list[str]) -> str:
