@@ -21,9 +21,17 @@
 # finished ones are skipped, so the study can be stopped (kill) and started again, across sessions:
 #   nohup scripts/study.sh >> results/study/study.log 2>&1 &
 # (each job appends to its log in $OUT/logs, so a restart keeps what the earlier attempts printed)
+# The same study where every task converges (configs/experiment/converged.yaml: cap 10, patience 2),
+# tuned afresh, into results/converged, reports beside it:
+#   EXPERIMENT=converged OUT=results/converged REPORTS=results/converged/report \
+#     nohup scripts/study.sh >> results/converged/study.log 2>&1 &
+# Its budget, from the convergence check's measured times (1.2x the compute of the runs it repeated
+# at patience 1) and about one more epoch per task for the second validation of patience: about 30
+# hours of one CPU thread, 15 hours of wall time on two lanes, so it spans sessions (a GPU, when one
+# is lent, runs it instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OUT=${OUT:-results/study} TRIALS=${TRIALS:-4} EXTEND=${EXTEND:-2} SEEDS=${SEEDS:-0,1,2,3,4}
+export EXPERIMENT=${EXPERIMENT:-study} OUT=${OUT:-results/study} TRIALS=${TRIALS:-4} EXTEND=${EXTEND:-2} SEEDS=${SEEDS:-0,1,2,3,4}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 orders=('[0,1,2,3]' '[2,0,3,1]' '[3,1,0,2]')
 every_order=(naive replay distill lora low_lr freeze)
@@ -39,7 +47,7 @@ job() {  # tune STRATEGY | final STRATEGY SCENARIO ORDER
     local on=()
     [[ " ${CLASS_ONLY} " == *" $s "* ]] && on=(stream.scenario=class)
     # cl.tune skips finished trials without starting them, so calling it again is cheap
-    python -m cl.tune experiment=study "strategy=$s" "${on[@]}" --trials "$TRIALS" --extend "$EXTEND" --out "$dir"
+    python -m cl.tune "experiment=$EXPERIMENT" "strategy=$s" "${on[@]}" --trials "$TRIALS" --extend "$EXTEND" --out "$dir"
     return
   fi
   # choice.yaml appears when the tuning is complete (extension trials included); a lane that gets
@@ -50,7 +58,7 @@ job() {  # tune STRATEGY | final STRATEGY SCENARIO ORDER
     sleep 30; waited=$((waited + 30))
   done
   # shellcheck disable=SC2046  # the chosen overrides are separate words
-  python -m cl.run -m experiment=study "strategy=$s" $(python -m cl.tune --print "$dir/choice.yaml") \
+  python -m cl.run -m "experiment=$EXPERIMENT" "strategy=$s" $(python -m cl.tune --print "$dir/choice.yaml") \
     "stream.scenario=$3" "seed=$SEEDS" "stream.order=$4" hydra.sweep.dir="$OUT/$3" \
     'hydra.sweep.subdir=${strategy_name}/order${order_name}/seed${seed}'
 }
@@ -70,5 +78,6 @@ mkdir -p "$OUT/logs"
 # the queue and a final run waits for nothing else): two tunings still running is the worst case.
 xargs -P 2 -L 1 bash -c 'n="$*"; job "$@" >> "$OUT/logs/${n// /_}.log" 2>&1 || echo "job failed: $n"' _ \
   < "$OUT/jobs.txt"
-python -m cl.analysis.report "$OUT/task" --out paper/generated/task
-python -m cl.analysis.report "$OUT/class" --out paper/generated/class
+REPORTS=${REPORTS:-paper/generated}
+python -m cl.analysis.report "$OUT/task" --out "$REPORTS/task"
+python -m cl.analysis.report "$OUT/class" --out "$REPORTS/class"
