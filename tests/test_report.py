@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from cl.analysis.inference import t_interval
-from cl.analysis.report import load_runs, main, summarize
+from cl.analysis.report import fmt, load_runs, main, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -248,3 +248,10 @@ def test_the_learning_curves_legend_names_every_strategy(tmp_path, monkeypatch):
     figures.learning_curves(rows, ["multitask", "naive"], tmp_path)
     legends = [ax.get_legend() for ax in saved[0].axes if ax.get_legend()]
     assert [t.get_text() for t in legends[0].get_texts()] == ["multitask", "naive"]  # multitask has no curve in b
+
+
+def test_fmt_rounds_before_the_sign():
+    assert fmt((-0.0004, 0.006)) == "0.000 ± 0.006"  # not -0.000
+    assert fmt(-0.0006) == "-0.001"
+    assert fmt((1234.5, 56.7), latex=True) == r"1{,}234 $\pm$ 57"
+    assert fmt(math.nan) == "n/a"

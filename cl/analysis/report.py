@@ -186,6 +186,7 @@ def fmt(x: tuple | float, digits: int = 3, latex: bool = False) -> str:
     if mean is None or math.isnan(mean):
         return "n/a"
     big = abs(mean) >= 1000
+    mean = round(mean, 0 if big else digits) + 0.0  # a tiny negative mean prints as 0.000, not -0.000
     text = f"{mean:,.0f}" if big else f"{mean:.{digits}f}"
     if not math.isnan(half):
         pm = r" $\pm$ " if latex else " ± "
