@@ -10,7 +10,7 @@ find "$out" -name choice.yaml -print0 | xargs -0 -r git add --
 git add -- "$out/jobs.txt" "$out/logs" "$out/study.log" 2>/dev/null || true
 n=$(git diff --cached --name-only -- "$out" | grep -c results.json || true)
 if [ "$n" -gt 0 ]; then
-  git commit -qm "study: $n more finished runs and trials ($(date -u +%F))" && echo "committed $n finished runs"
+  git commit -qm "$out: $n more finished runs and trials ($(date -u +%F))" && echo "committed $n finished runs"
 else
   echo "nothing new finished under $out"
 fi
