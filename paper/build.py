@@ -40,6 +40,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 
+from cl.analysis.budget import thread_seconds  # noqa: E402
 from cl.analysis.report import fmt, label, latex_table, load_runs, order_of, selection_summary, tables, values  # noqa: E402
 
 STUDY = ROOT / "results" / "study"
@@ -232,12 +233,6 @@ def cost(kind: str) -> str:
     if kind == "runs":
         return str(sum(r.get("evaluated_on") != "validation" for r in runs))
     return f"{thread_seconds(runs) / 3600:.1f}"
-
-
-def thread_seconds(runs: list[dict]) -> float:
-    """Set-up, evaluation and training as measured inside the runs (process start-up not counted)."""
-    return sum(sum((r.get("setup_seconds") or {}).values()) + r.get("initial_eval_seconds", 0)
-               + sum(r["train_seconds"]) + sum(r["eval_seconds"]) for r in runs)  # fmt: skip
 
 
 def at_cap(stats: dict) -> str:

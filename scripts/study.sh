@@ -27,9 +27,10 @@
 #     nohup scripts/study.sh >> results/converged/study.log 2>&1 &
 # Its budget: planned at about 30 hours of one CPU thread from the convergence check (1.2x the
 # compute of the final runs it repeated at patience 1, plus an epoch per task for patience 2); its
-# first 19 tuning trials measured 1.4-2.6x the cap-3 study's time per trial (about 2x overall), so
-# about 40 hours of one thread, 20 hours of wall time on two lanes: it spans sessions (a GPU, when
-# one is lent for long enough, runs it instead).
+# tuning measured about 1.9x the cap-3 study's time per paired trial, so about 41 hours of one thread,
+# 21 hours of wall time on two lanes: it spans sessions (a GPU, when one is lent for long enough, runs
+# it instead). Progress and projected cost, paired run by run with the cap-3 study:
+#   python -m cl.analysis.budget results/converged --against results/study
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export EXPERIMENT=${EXPERIMENT:-study} OUT=${OUT:-results/study} TRIALS=${TRIALS:-4} EXTEND=${EXTEND:-2} SEEDS=${SEEDS:-0,1,2,3,4}
