@@ -34,6 +34,8 @@ def test_progress_counts_finished_units_and_projects_from_the_paired_study(tmp_p
     assert summary["ratio"] == pytest.approx(3.0) and tune["ratio"] == pytest.approx(3.0)
     # left: trial1 (200 there), seed0 (1000 there) and seed1 (no counterpart: the job's mean, 1000), x3
     assert summary["projected_hours"] == pytest.approx((900 + 3 * 2200) / 3600)
+    (new / "tuning/naive/choice.yaml").write_text("{}")  # complete: what ran is all there is
+    assert progress(new, old, trials=4, seeds=2)["jobs"][0]["planned"] == 3
 
 
 def test_without_a_plan_the_error_names_the_folder(tmp_path, capsys):

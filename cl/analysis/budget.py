@@ -45,15 +45,17 @@ def units(job: str, trials: int, seeds: int) -> tuple[str, list[str]]:
 
 
 def job_rows(out: Path, trials: int, seeds: int) -> list[tuple[str, Path, list[str]]]:
-    """(job, its folder, its unit names): the planned units plus any extension trial that ran."""
+    """(job, its folder, its unit names): the planned units plus any extension trial that ran; a
+    complete tuning (its choice.yaml written) is the trials it ran, fewer when the grid was smaller."""
     rows = []
     for job in (out / "jobs.txt").read_text().split("\n"):
         if not job.strip():
             continue
         sub, names = units(job, trials, seeds)
-        ran = (out / sub).glob("trial*") if job.startswith("tune") else []
-        extra = sorted(p.name for p in ran if p.name not in names)
-        rows.append((job, Path(sub), names + extra))
+        ran = sorted(p.name for p in (out / sub).glob("trial*")) if job.startswith("tune") else []
+        if (out / sub / "choice.yaml").exists():
+            names = []
+        rows.append((job, Path(sub), names + [n for n in ran if n not in names]))
     return rows
 
 
