@@ -15,7 +15,7 @@ def put(root: Path, sub: str, seconds: float, status: str = "finished") -> None:
 
 def study(root: Path) -> Path:
     root.mkdir()
-    (root / "jobs.txt").write_text("tune naive\nfinal naive task [1,0]\n")
+    (root / "jobs.txt").write_text("tune naive\nfinal naive task [1,0]\nfinal naive class [1,0]\n")
     return root
 
 
@@ -28,12 +28,13 @@ def test_progress_counts_finished_units_and_projects_from_the_paired_study(tmp_p
     put(new, "tuning/naive/trial1", 9999, status="running")  # unfinished: counts as not done
     put(new, "tuning/naive/trial2", 600)  # an extension trial the old study lacks: counted, unpaired
     summary = progress(new, old, trials=2, seeds=2)
-    tune, final = summary["jobs"]
+    tune, final, unpaired = summary["jobs"]
     assert (tune["finished"], tune["planned"], final["finished"], final["planned"]) == (2, 3, 0, 2)
     assert summary["hours"] == pytest.approx(900 / 3600)
     assert summary["ratio"] == pytest.approx(3.0) and tune["ratio"] == pytest.approx(3.0)
     # left: trial1 (200 there), seed0 (1000 there) and seed1 (no counterpart: the job's mean, 1000), x3
     assert summary["projected_hours"] == pytest.approx((900 + 3 * 2200) / 3600)
+    assert summary["unprojected"] == unpaired["planned"] == 2  # a job the old study never ran
     (new / "tuning/naive/choice.yaml").write_text("{}")  # complete: what ran is all there is
     assert progress(new, old, trials=4, seeds=2)["jobs"][0]["planned"] == 3
 

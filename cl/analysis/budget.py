@@ -11,7 +11,7 @@ evaluation and training (study.sh gives each run one thread; process start-up is
 With ``--against``, each finished unit (trial or run) is paired with the unit of the same path in
 OTHER; the ratio of the paired sums says how much more this study costs per unit, and the units not
 yet finished are projected as their OTHER counterpart (or the mean of OTHER's units of the same job)
-times that ratio.
+times that ratio; the units of a job the other study never ran are left out, and counted.
 """
 
 import argparse
@@ -61,7 +61,7 @@ def job_rows(out: Path, trials: int, seeds: int) -> list[tuple[str, Path, list[s
 
 def progress(out: Path, against: Path | None, trials: int = 4, seeds: int = 5) -> dict:
     """Per job: units finished of planned, hours spent; totals, and with ``against`` the projection."""
-    jobs, paired_here, paired_there, remaining = [], 0.0, 0.0, 0.0
+    jobs, paired_here, paired_there, remaining, unprojected = [], 0.0, 0.0, 0.0, 0
     for job, sub, names in job_rows(out, trials, seeds):
         here = {n: finished(out / sub / n) for n in names}
         done = {n: r for n, r in here.items() if r}
@@ -73,6 +73,7 @@ def progress(out: Path, against: Path | None, trials: int = 4, seeds: int = 5) -
         fallback = statistics.fmean(thread_seconds([r]) for r in there.values()) if there else None
         left = [thread_seconds([there[n]]) if n in there else fallback for n in here if n not in done]
         remaining += sum(x for x in left if x is not None)
+        unprojected += sum(x is None for x in left)
         jobs.append({"job": job, "finished": len(done), "planned": len(names),
                      "hours": thread_seconds(list(done.values())) / 3600,
                      "ratio": job_here / job_there if job_there else None})  # fmt: skip
@@ -81,7 +82,7 @@ def progress(out: Path, against: Path | None, trials: int = 4, seeds: int = 5) -
                "planned": sum(j["planned"] for j in jobs)}  # fmt: skip
     if against and paired_there:
         ratio = paired_here / paired_there
-        summary |= {"ratio": ratio, "projected_hours": spent + ratio * remaining / 3600}
+        summary |= {"ratio": ratio, "projected_hours": spent + ratio * remaining / 3600, "unprojected": unprojected}
     return summary
 
 
@@ -98,6 +99,9 @@ def render(summary: dict, lanes: int) -> str:
         total = summary["projected_hours"]
         lines.append(f"Per paired unit, {summary['ratio']:.2f}x the other study's cost; projected total "
                      f"{total:.0f} CPU-thread hours, {total / lanes:.0f} h of wall time on {lanes} lanes.")  # fmt: skip
+        if summary["unprojected"]:
+            lines.append(f"Not in that projection: {summary['unprojected']} unfinished units of jobs the other study "
+                         "never ran.")  # fmt: skip
     return "\n".join(lines) + "\n"
 
 
