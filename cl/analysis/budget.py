@@ -53,9 +53,8 @@ def job_rows(out: Path, trials: int, seeds: int) -> list[tuple[str, Path, list[s
             continue
         sub, names = units(job, trials, seeds)
         ran = sorted(p.name for p in (out / sub).glob("trial*")) if job.startswith("tune") else []
-        if (out / sub / "choice.yaml").exists():
-            names = []
-        rows.append((job, Path(sub), names + [n for n in ran if n not in names]))
+        complete = (out / sub / "choice.yaml").exists()
+        rows.append((job, Path(sub), ran if complete else names + [n for n in ran if n not in names]))
     return rows
 
 
