@@ -43,3 +43,9 @@ def test_without_a_plan_the_error_names_the_folder(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(tmp_path)])
     assert f"{tmp_path}/jobs.txt not found" in capsys.readouterr().err
+
+
+def test_a_missing_study_to_project_from_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        main([str(study(tmp_path / "new")), "--against", str(tmp_path / "typo")])
+    assert f"--against {tmp_path}/typo is not a folder" in capsys.readouterr().err

@@ -114,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not (args.out / "jobs.txt").exists():
         parser.error(f"{args.out}/jobs.txt not found: give the folder scripts/study.sh wrote (its OUT)")
+    if args.against and not args.against.is_dir():  # else a typo would quietly drop the projection
+        parser.error(f"--against {args.against} is not a folder: give another study's OUT, e.g. results/study")
     print(render(progress(args.out, args.against, args.trials, args.seeds), args.lanes), end="")
 
 
