@@ -19,6 +19,8 @@ import json
 import statistics
 from pathlib import Path
 
+from cl.engine.names import order_name
+
 
 def thread_seconds(runs: list[dict]) -> float:
     """Set-up, evaluation and training as measured inside the runs (process start-up not counted)."""
@@ -41,7 +43,7 @@ def units(job: str, trials: int, seeds: int) -> tuple[str, list[str]]:
     if kind == "tune":
         return f"tuning/{strategy}", [f"trial{k}" for k in range(trials)]
     scenario, order = rest
-    return f"{scenario}/{strategy}/order{'-'.join(order.strip('[]').split(','))}", [f"seed{k}" for k in range(seeds)]
+    return f"{scenario}/{strategy}/order{order_name(json.loads(order))}", [f"seed{k}" for k in range(seeds)]
 
 
 def job_rows(out: Path, trials: int, seeds: int) -> list[tuple[str, Path, list[str]]]:

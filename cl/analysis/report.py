@@ -25,6 +25,7 @@ from pathlib import Path
 from cl.analysis.figures import figures
 from cl.analysis.inference import clustered, holm, paired, per_seed, rank_intervals, t_interval
 from cl.engine.metrics import METRIC_NAMES
+from cl.engine.names import order_name
 
 METRICS = METRIC_NAMES
 COSTS = ("train_s", "trainable_params", "peak_rss_mb")
@@ -50,8 +51,7 @@ def load_runs(folders: list[str]) -> list[dict]:
 
 
 def order_of(run: dict) -> str:
-    order = run["config"]["stream"].get("order")
-    return "default" if order is None else "-".join(map(str, order))
+    return order_name(run["config"]["stream"].get("order"))
 
 
 def values(run: dict) -> dict[str, float]:

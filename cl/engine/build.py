@@ -14,23 +14,12 @@ from cl.engine.callback import ContinualCallback
 from cl.engine.checks import check_fits_positions, check_settings
 from cl.engine.loop import Experiment, LoopSettings
 from cl.engine.module import ContinualModule
+from cl.engine.names import order_name, strategy_name
 from cl.engine.optim import optimizer_factory
 from cl.engine.results import RunResults
 from cl.models.load import family, load_backbone
 from tasks.config import instantiate as instantiate_plainly
 from tasks.stream import Stream, build_stream
-
-
-def strategy_name(strategies: DictConfig | None) -> str:
-    """``naive``, ``replay`` or ``replay+distill``: the chosen strategies, naive dropped when combined."""
-    names = list(strategies or {}) or ["naive"]
-    return "+".join(n for n in names if n != "naive" or len(names) == 1)
-
-
-def order_name(order) -> str:
-    """``default`` or the task order joined by dashes (``2-0-3-1``), for folder names and tags."""
-    return "default" if order is None else "-".join(str(i) for i in order)
-
 
 OmegaConf.register_new_resolver("cl.strategy_name", strategy_name, replace=True)
 OmegaConf.register_new_resolver("cl.order_name", order_name, replace=True)
