@@ -49,3 +49,11 @@ def test_a_missing_study_to_project_from_is_named(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([str(study(tmp_path / "new")), "--against", str(tmp_path / "typo")])
     assert f"--against {tmp_path}/typo is not a folder" in capsys.readouterr().err
+
+
+def test_a_damaged_or_half_written_results_file_is_an_unfinished_unit(tmp_path):
+    new = study(tmp_path / "new")
+    (new / "tuning/naive/trial0").mkdir(parents=True)
+    (new / "tuning/naive/trial0/results.json").write_text('{"status": "fini')  # killed mid-write
+    put(new, "tuning/naive/trial1", 100)
+    assert progress(new, None, trials=2, seeds=1)["jobs"][0]["finished"] == 1

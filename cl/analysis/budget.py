@@ -29,10 +29,10 @@ def thread_seconds(runs: list[dict]) -> float:
 
 
 def finished(folder: Path) -> dict | None:
-    path = folder / "results.json"
-    if not path.exists():
+    try:  # a run still writing its first file, or a damaged one, has not finished
+        run = json.loads((folder / "results.json").read_text())
+    except (OSError, ValueError):
         return None
-    run = json.loads(path.read_text())
     return run if run.get("status") == "finished" else None
 
 
