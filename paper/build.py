@@ -28,6 +28,7 @@ tuning choices and run files under ``results/study`` and the language-model runs
 import functools
 import json
 import math
+import os
 import re
 import statistics
 import sys
@@ -43,7 +44,8 @@ sys.path.insert(0, str(ROOT))
 from cl.analysis.budget import thread_seconds  # noqa: E402
 from cl.analysis.report import fmt, label, latex_table, load_runs, order_of, selection_summary, tables, values  # noqa: E402
 
-STUDY = ROOT / "results" / "study"
+# STUDY=results/converged paper/build.sh renders the paper from another study of the same plan
+STUDY = ROOT / os.environ.get("STUDY", "results/study")
 LM = ROOT / "results" / "text4_lm"
 CONVERGENCE = ROOT / "results" / "convergence" / "task"
 

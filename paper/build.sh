@@ -4,8 +4,9 @@
 # and paper/README.md, the Markdown twin (pandoc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export STUDY=${STUDY:-results/study}  # which study of scripts/study.sh the paper reports (build.py reads it too)
 for scenario in task class; do
-  python -m cl.analysis.report "results/study/$scenario" --out "paper/generated/$scenario" > /dev/null
+  python -m cl.analysis.report "$STUDY/$scenario" --out "paper/generated/$scenario" > /dev/null
 done
 # the convergence check's reruns (scripts/convergence.sh): their learning curves
 python -m cl.analysis.report results/convergence/task --out paper/generated/convergence > /dev/null
