@@ -325,7 +325,23 @@ def value(key: str, reports: dict) -> str:
 
 
 def render(template: Path, target: Path, reports: dict) -> None:
-    text = re.sub(r"\{\{([^}]+)\}\}", lambda m: value(m.group(1).strip(), reports), template.read_text())
+    """Fill every placeholder; if any cannot be filled (a study not yet complete lacks its runs), name
+    them all and leave ``target`` as it was."""
+    failed = []
+
+    def fill(match: re.Match) -> str:
+        key = match.group(1).strip()
+        try:
+            return value(key, reports)
+        except (KeyError, IndexError, ValueError, OSError) as e:
+            failed.append(f"  {{{{{key}}}}}: {type(e).__name__}: {e}")
+            return ""
+
+    text = re.sub(r"\{\{([^}]+)\}\}", fill, template.read_text())
+    if failed:
+        raise SystemExit(f"paper/build.py: {len(failed)} placeholders of {template.name} cannot be filled from "
+                         f"{STUDY} and the reports in paper/generated ({', '.join(sorted(reports))}); is every "
+                         "run of the study finished?\n" + "\n".join(failed))  # fmt: skip
     target.write_text(text)
 
 

@@ -167,6 +167,11 @@ def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):
     assert r"naive & 3 & 1 & 50\% & 2.0 & 0.600 & 0.600 & 0.100 & 3 \\" in text
     assert r" & 10 & 1 & 0\% & 2.5 & 0.650 & 0.650 & 0.150 & 3 \\" in text
     assert r" & difference &  &  &  & 0.050 & 0.050 & 0.050 & 0 \\" in text
+    # a study that lacks a strategy's runs: every placeholder that needs them is named, the paper kept
+    del reports["task"]["strategies"]["replay"]
+    with pytest.raises(SystemExit, match=r"placeholders of paper.tex.in cannot be filled(.|\n)*diff:task:replay:acc"):
+        build.render(ROOT / "paper" / "paper.tex.in", tmp_path / "paper.tex", reports)
+    assert (tmp_path / "paper.tex").read_text() == text
     (study / "tuning" / "naive" / "choice.yaml").write_text("chosen: [optimizer.lr=5e-05]\ncandidates: []\n")
     assert build.edges() == "naive (optimizer.lr at its lowest candidate, 5e-05)"
 
