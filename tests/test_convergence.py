@@ -7,7 +7,8 @@ from cl.analysis.convergence import main, tally
 
 def put(root, name, strategy, validation, status="finished"):
     (root / name).mkdir(parents=True)
-    run = {"status": status, "strategy": strategy, "config": {"trainer": {"max_epochs": 3}}, "validation": validation}
+    run = {"status": status, "strategy": strategy, "config": {"trainer": {"max_epochs": 3}}, "validation": validation,
+           "task_names": [f"task{k}" for k in range(len(validation))]}  # fmt: skip
     (root / name / "results.json").write_text(json.dumps(run))
 
 

@@ -4,15 +4,15 @@ Reads every finished ``results.json`` below the folders (final runs or ``cl.tune
 per strategy and in all, the (run, task) pairs that trained with validation-based model selection:
 how many ran every epoch the cap allowed (early stopping never fired), how many had their best
 validation score at the last epoch allowed (the task may still have been learning: raise
-``trainer.max_epochs``), and the mean chosen epoch. The at-cap rule is the report's
-(``cl.analysis.report.selection_summary``), so both say the same of the same runs.
+``trainer.max_epochs``), and the mean chosen epoch. Both counts come from the report's
+``selections``, so this and the report's selection table say the same of the same runs.
 """
 
 import argparse
 import statistics
 from collections import defaultdict
 
-from cl.analysis.report import load_runs
+from cl.analysis.report import load_runs, selections
 
 
 def tally(runs: list[dict]) -> dict[str, dict]:
@@ -21,13 +21,9 @@ def tally(runs: list[dict]) -> dict[str, dict]:
     for run in runs:
         if run.get("status") != "finished":
             continue
-        cap = run["config"].get("trainer", {}).get("max_epochs")
-        for v in run.get("validation") or []:
-            if v and v.get("curve") and v.get("chosen") is not None:  # a task that trained nothing has none
-                ran_cap = v["epochs"] == cap
-                best_last = v["chosen"] == len(v["curve"]) - 1
-                found[run["strategy"]].append((ran_cap, ran_cap and best_last, v["chosen"] + 1))
-    found["all"] = [t for tasks in list(found.values()) for t in tasks]
+        for _, v, ran_cap, at_cap in selections(run):
+            found[run["strategy"]].append((ran_cap, at_cap, v["chosen"] + 1))
+    found["all"] = [t for tasks in found.values() for t in tasks]
     return {s: {"tasks": len(ts), "ran_cap": sum(t[0] for t in ts), "at_cap": sum(t[1] for t in ts),
                 "mean_epoch": statistics.fmean(t[2] for t in ts) if ts else float("nan")}
             for s, ts in found.items()}  # fmt: skip

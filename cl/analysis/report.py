@@ -119,6 +119,19 @@ def summarize(runs: list[dict], reference: str = "naive") -> dict:
     return out
 
 
+def selections(run: dict) -> list[tuple[str, dict, bool, bool]]:
+    """(task name, its validation record, ran every epoch the cap allowed, best validation at the
+    last of them) for each task the run trained with model selection (a task that trained nothing
+    has no record)."""
+    cap = run["config"].get("trainer", {}).get("max_epochs")
+    out = []
+    for name, v in zip(run["task_names"], run.get("validation") or []):
+        if v and v.get("curve") and v.get("chosen") is not None:
+            ran_cap = v["epochs"] == cap
+            out.append((name, v, ran_cap, ran_cap and v["chosen"] == len(v["curve"]) - 1))
+    return out
+
+
 def selection_summary(runs: list[dict]) -> dict[str, dict]:
     """Per task (by name): the mean validation curve over the runs (each point over the runs that
     validated that often: early stopping ends some sooner), the mean chosen validation (1-based),
@@ -126,13 +139,10 @@ def selection_summary(runs: list[dict]) -> dict[str, dict]:
     may not have converged)."""
     curves, chosen, capped = defaultdict(list), defaultdict(list), defaultdict(list)
     for r in runs:
-        cap = r["config"].get("trainer", {}).get("max_epochs")
-        for name, v in zip(r["task_names"], r.get("validation") or []):
-            if not v or not v.get("curve") or v.get("chosen") is None:  # a task that trained nothing
-                continue
+        for name, v, _, at_cap in selections(r):
             curves[name].append(v["curve"])
             chosen[name].append(v["chosen"] + 1)
-            capped[name].append(v["epochs"] == cap and v["chosen"] == len(v["curve"]) - 1)
+            capped[name].append(at_cap)
     out = {}
     for name, cs in curves.items():
         points = [[c[e] for c in cs if len(c) > e] for e in range(max(map(len, cs)))]
