@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     common = [*args.overrides, f"stream.validation_fraction={args.validation_fraction}",
               "stream.evaluate_on=validation", "skip_done=true"]  # fmt: skip
+
     def run(k: int, point: dict) -> None:
         chosen = [as_override(key, value) for key, value in point.items()]
         sys.stdout.write(f"trial {k + 1}: {' '.join(chosen) or '(no search space)'}\n")

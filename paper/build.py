@@ -104,8 +104,9 @@ def alternative(strategy: str, metric: str) -> str:
     c = choice(strategy)
     best = max(c["candidates"], key=lambda t: t[metric])
     chosen = c["candidates"][0]
-    return tex(f"{short(best['overrides'])} ({fmt(best[metric])}; chosen {short(chosen['overrides'])}: "
-               f"{fmt(chosen[metric])})")
+    return tex(
+        f"{short(best['overrides'])} ({fmt(best[metric])}; chosen {short(chosen['overrides'])}: {fmt(chosen[metric])})"
+    )
 
 
 def number(text: str):

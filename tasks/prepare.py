@@ -185,7 +185,13 @@ def _fingerprint(name: str, spec: DictConfig, seed: int, tokenizer, max_length: 
 
 
 def prepare_task(
-    name: str, spec: DictConfig, tokenizer, seed: int, max_length: int, cache: bool = True, special_tokens: bool = True,
+    name: str,
+    spec: DictConfig,
+    tokenizer,
+    seed: int,
+    max_length: int,
+    cache: bool = True,
+    special_tokens: bool = True,
     probe: bool = False,
 ):
     """Return ``(label_names, train, test)`` for one task, from the Arrow cache when possible.

@@ -116,8 +116,10 @@ def test_published_streams_load_local_samples_in_their_formats(tmp_path):
         assert [len(t.train) for t in tasks] == [6] * len(paths) and all(t.label_names == ["yes", "no"] for t in tasks)
     cfg = make_config("stream=olora_standard", f"benchmark_root={olora}")
     before, after = wrap(cfg.stream.template, cfg.stream.tasks.agnews.instruction, None, "classify", "World, Sports")
-    assert before + "Title: x" + after == ("What is the topic of the following paragraph? Choose one from the option.\n"
-                                           "Option: World, Sports \nTitle: x\nAnswer:")  # O-LoRA's prompt, verbatim
+    assert before + "Title: x" + after == (
+        "What is the topic of the following paragraph? Choose one from the option.\n"
+        "Option: World, Sports \nTitle: x\nAnswer:"
+    )  # O-LoRA's prompt, verbatim
 
     trace = tmp_path / "TRACE"
     names = ["C-STANCE", "FOMC", "MeetingBank", "Py150", "ScienceQA", "NumGLUE-cm", "NumGLUE-ds", "20Minuten"]

@@ -138,11 +138,21 @@ def test_paper_template_fills_every_placeholder(tmp_path, monkeypatch):
 
     # the convergence check: the strategies rerun with a longer cap, beside the study's runs of the same seed
     checked = ("low_lr", "freeze", "lora", "distill", "replay")
-    write(study / "task", [trained(fake_run("naive", 0, None, 0.6, 0.1) | {"setup_seconds": {"model": 1800.0}}, 3,
-                                   [[0.5, 0.6, 0.7], [0.8, 0.7]])]  # fmt: skip
-          + [trained(fake_run(s, 0, None, 0.6, 0.1), 3, [[0.5, 0.6]] * 2) for s in checked])
-    longer = [trained(fake_run("naive", 0, None, 0.65, 0.15), 10, [[0.5, 0.6, 0.7, 0.8, 0.7], [0.8, 0.7]]),
-              trained(fake_run("naive", 1, None, 0.7, 0.1), 10, [[0.5, 0.4]] * 2)]
+    write(
+        study / "task",
+        [
+            trained(
+                fake_run("naive", 0, None, 0.6, 0.1) | {"setup_seconds": {"model": 1800.0}},
+                3,
+                [[0.5, 0.6, 0.7], [0.8, 0.7]],
+            )
+        ]  # fmt: skip
+        + [trained(fake_run(s, 0, None, 0.6, 0.1), 3, [[0.5, 0.6]] * 2) for s in checked],
+    )
+    longer = [
+        trained(fake_run("naive", 0, None, 0.65, 0.15), 10, [[0.5, 0.6, 0.7, 0.8, 0.7], [0.8, 0.7]]),
+        trained(fake_run("naive", 1, None, 0.7, 0.1), 10, [[0.5, 0.4]] * 2),
+    ]
     longer += [trained(fake_run(s, 0, None, 0.62, 0.1), 10, [[0.5, 0.6, 0.5]] * 2) for s in checked]
     write(tmp_path / "convergence", longer)
     reports["convergence"] = json.loads(json.dumps(summarize(longer)))

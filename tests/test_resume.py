@@ -10,8 +10,10 @@ import cl.run
 from cl.engine import checkpoint
 from cl.engine.module import ContinualModule
 
-REHEARSE = ("+stream.rehearsal={r5: {type: generate, source: {_target_: tasks.synthetic.response_task, task_index: 5}, "
-            "train_examples: 32, test_examples: 1}}")
+REHEARSE = (
+    "+stream.rehearsal={r5: {type: generate, source: {_target_: tasks.synthetic.response_task, task_index: 5}, "
+    "train_examples: 32, test_examples: 1}}"
+)
 STRATEGIES = {
     "naive": ["strategy=naive"],
     "joint": ["strategy=joint"],

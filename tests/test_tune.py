@@ -98,7 +98,9 @@ def test_a_choice_at_the_edge_of_the_grid_is_followed_past_it():
     assert further["optimizer.lr"] == 8e-4
     # back at 2e-4 (4e-4 was worse): the rate is no longer at an edge, so the ratio is stepped next
     assert extension(space, [*tried, step], ["optimizer.lr=0.0002", "strategy.replay.ratio=1.0"]) == {
-        "optimizer.lr": 2e-4, "strategy.replay.ratio": 2.0}
+        "optimizer.lr": 2e-4,
+        "strategy.replay.ratio": 2.0,
+    }
     assert extension(space, tried, ["optimizer.lr=0.0001", "strategy.replay.ratio=0.5"]) is None  # inside
 
 

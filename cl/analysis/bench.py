@@ -45,8 +45,9 @@ def plain_task(exp: Experiment) -> tuple[float, list[float]]:
     loader = exp.stream.train_loader(exp.stream.tasks[0].train, cfg.batch_size, seed=cfg.seed * 1000)
     start = time.perf_counter()
     params = [p for p in net.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
-                            fused=cfg.optimizer.fused)  # the framework's optimizer, the same work
+    opt = torch.optim.AdamW(
+        params, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay, fused=cfg.optimizer.fused
+    )  # the framework's optimizer, the same work
     steps = len(loader) * cfg.trainer.max_epochs
     sched = get_scheduler(cfg.scheduler.name, opt, int(cfg.scheduler.warmup_ratio * steps), steps)
     starts = []
@@ -214,7 +215,10 @@ TIGHT = ["distill", "replay", *CHUNKED.values()]  # targets (or gains) close to 
 
 def rows(over: dict, opt: dict, costs: dict, pad: dict, run: dict, epochs: int) -> list[tuple]:
     naive = costs["naive"]
-    rel = {s: statistics.median(c["rounds"]) if "rounds" in c else c["epoch_s"] / naive["epoch_s"] for s, c in costs.items()}
+    rel = {
+        s: statistics.median(c["rounds"]) if "rounds" in c else c["epoch_s"] / naive["epoch_s"]
+        for s, c in costs.items()
+    }
     rounds = {s: [round(r, 3) for r in c.get("rounds", [])] for s, c in costs.items()}
     teacher_share = costs["distill"]["report"]["teacher_seconds"] / (naive["epoch_s"] * epochs)
     # Replay's fair cost is what it adds: extra tokens computed, not only extra examples.
@@ -258,16 +262,25 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="outputs/bench", help="scratch folder")
     parser.add_argument("--doc", default="docs/benchmarks.md", help="where the table is written")
     parser.add_argument("--lm", action="store_true", help="language-model throughput instead (docs/benchmarks_lm.md)")
-    parser.add_argument("--peers", action="store_true", help="whole runs against a plain loop and Avalanche "
-                        "(docs/benchmarks_peers.md)")
+    parser.add_argument(
+        "--peers", action="store_true", help="whole runs against a plain loop and Avalanche (docs/benchmarks_peers.md)"
+    )
     parser.add_argument("--peer-rounds", type=int, default=2, help="rounds of whole runs (--peers)")
     parser.add_argument("--avalanche-python", help="the python of Avalanche's virtual environment (--peers)")
-    parser.add_argument("--packed", type=int, metavar="K", help="K LoRA runs trained together against one by one "
-                        "(docs/benchmarks_packed.md)")
-    parser.add_argument("--imports", action="store_true", help="memory held by each layer of imports "
-                        "(docs/benchmarks_imports.md)")
-    parser.add_argument("--memory", action="store_true", help="peak RSS by phase, ours against the plain loop "
-                        "(docs/benchmarks_memory.md)")
+    parser.add_argument(
+        "--packed",
+        type=int,
+        metavar="K",
+        help="K LoRA runs trained together against one by one (docs/benchmarks_packed.md)",
+    )
+    parser.add_argument(
+        "--imports", action="store_true", help="memory held by each layer of imports (docs/benchmarks_imports.md)"
+    )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="peak RSS by phase, ours against the plain loop (docs/benchmarks_memory.md)",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: one strategy, JSON on stdout
     args = parser.parse_args(argv)
     if args.one:

@@ -82,7 +82,7 @@ def ledger(samples: list[tuple[str, float]]) -> dict:
     top = max(range(len(samples)), key=lambda i: samples[i][1])
     shares = dict.fromkeys(PHASES, 0.0)
     shares["imports"] = samples[0][1]
-    for (_, before), (where, now) in zip(samples[: top], samples[1 : top + 1]):
+    for (_, before), (where, now) in zip(samples[:top], samples[1 : top + 1]):
         shares[where] += now - before
     return {"phases": shares, "peak": samples[top][1]}
 
@@ -104,7 +104,9 @@ def main(out: str, doc: str) -> None:
     ours = run(["cl.run", "--config-dir", str(data), "stream=peers", "strategy=naive", "logger=none",
                 "trainer.enable_progress_bar=false", "trainer.max_epochs=1", f"hydra.run.dir={folder / 'memory_ours'}"],
                folder / "memory_ours.json")  # fmt: skip
-    plain = run([str(PEERS / "plain.py"), str(data), model_folder(), "--strategy", "naive"], folder / "memory_plain.json")
+    plain = run(
+        [str(PEERS / "plain.py"), str(data), model_folder(), "--strategy", "naive"], folder / "memory_plain.json"
+    )
     rows = [(p, ours["phases"][p], plain["phases"][p]) for p in PHASES]
     rows.append(("peak (the sum)", ours["peak"], plain["peak"]))
     rows.append(("VmHWM (the kernel's peak, spikes under 20 ms included)", ours["hwm"], plain["hwm"]))

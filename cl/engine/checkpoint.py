@@ -63,8 +63,15 @@ def callback_key(i: int, cb) -> str:
     return f"{i}:{type(cb).__name__}"
 
 
-def save(out_dir: str | Path, module, callbacks: list, completed: int, trained: set[str], rng: dict | None = None,
-         file: str = FILE) -> None:
+def save(
+    out_dir: str | Path,
+    module,
+    callbacks: list,
+    completed: int,
+    trained: set[str],
+    rng: dict | None = None,
+    file: str = FILE,
+) -> None:
     """Write the state after ``completed`` tasks, atomically (a crash mid-write keeps the old one).
     ``rng``: the run's random-number states when they are not the process's (packed runs)."""
     keep = trained | {name for name, _ in module.named_buffers()}

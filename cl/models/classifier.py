@@ -84,8 +84,9 @@ class ClassifierModule(ContinualModule):
                              f"hub_lm or tiny_llama), not the encoder classifier {cfg.name}")  # fmt: skip
         chunks = cfg.get("length_chunks", 1)
         if not isinstance(chunks, int) or isinstance(chunks, bool) or chunks < 1:
-            raise ValueError(f"model.length_chunks must be a positive integer (1: each batch in one pass), "
-                             f"got {chunks!r}")
+            raise ValueError(
+                f"model.length_chunks must be a positive integer (1: each batch in one pass), got {chunks!r}"
+            )
         network = Classifier(backbone, stream.head_sizes(), cfg.pooling, cfg.head_dropout)
         module = cls(network, [t.num_classes for t in stream.tasks], stream.scenario, optimizer, **schedule)
         module.length_chunks = chunks

@@ -1,8 +1,10 @@
 import pytest
 
 # A probe of the rehearsed kind of data (the same key -> response rule, other sequences: seed 1).
-PROBE = "+stream.general.g5={type: generate, score: exact_match, max_new_tokens: 4, source: " \
-        "{_target_: tasks.synthetic.response_task, task_index: 5, seed: 1}, test_examples: 32}"
+PROBE = (
+    "+stream.general.g5={type: generate, score: exact_match, max_new_tokens: 4, source: "
+    "{_target_: tasks.synthetic.response_task, task_index: 5, seed: 1}, test_examples: 32}"
+)
 
 
 def test_rehearsed_general_data_is_trained_and_kept(run_synthetic, tmp_path):
