@@ -41,8 +41,17 @@ def test_rank_intervals_separate_a_clear_winner_and_not_a_tie():
         "tie_b": {s: 0.5 + (-0.03 if s % 2 else 0.03) for s in range(5)},
     }
     ranks = rank_intervals(acc)
-    assert ranks["best"] == {"rank": 1, "low": 1, "high": 1, "seeds": 5}
+    assert ranks["best"] == {"rank": 1, "low": 1, "high": 1, "seeds": 5, "acc": pytest.approx(0.92), "of": 5}
     assert (ranks["tie_a"]["low"], ranks["tie_a"]["high"]) == (2, 3)
+
+
+def test_rank_intervals_stand_on_the_seeds_every_strategy_has():
+    # a leads on seeds 0-2, and its extra seed 3 (0.1) would put its mean of all four below b's; the
+    # rank and the mean it reports are both over the three shared seeds
+    acc = {"a": {0: 0.8, 1: 0.81, 2: 0.79, 3: 0.1}, "b": {0: 0.6, 1: 0.62, 2: 0.61}}
+    ranks = rank_intervals(acc)
+    assert (ranks["a"]["rank"], ranks["a"]["seeds"], ranks["a"]["of"]) == (1, 3, 4)
+    assert ranks["a"]["acc"] == pytest.approx(0.8) and ranks["b"]["of"] == 3
 
 
 def test_rank_intervals_hold_jointly_so_a_lead_in_four_seeds_of_five_is_not_a_rank():

@@ -270,3 +270,15 @@ def test_fmt_rounds_before_the_sign():
     assert fmt(-0.0006) == "-0.001"
     assert fmt((1234.5, 56.7), latex=True) == r"1{,}234 $\pm$ 57"
     assert fmt(math.nan) == "n/a"
+
+
+def test_rank_table_shows_the_mean_its_ranks_stand_on_when_seeds_differ(tmp_path, capsys):
+    # a run stopped early leaves mc-like "a" with seed 2 only: ranks use seeds 0-1, which every
+    # strategy has, and the table must print a's mean over those, not over its three seeds
+    runs = [fake_run("naive", s, [0, 1], 0.6, 0.1) for s in range(2)]
+    runs += [fake_run("a", s, [0, 1], acc, 0.1) for s, acc in enumerate([0.5, 0.52, 0.95])]
+    write(tmp_path, runs)
+    main([str(tmp_path)])
+    out = capsys.readouterr().out
+    assert "| a | 0.510 (2 of its 3 seeds) | 2 |" in out  # its mean of all three (0.657) would rank first
+    assert "| naive | 0.600 ± " in out

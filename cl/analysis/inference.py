@@ -103,5 +103,7 @@ def rank_intervals(acc: dict[str, dict], level: float = 0.95) -> dict[str, dict]
             above[worse] += 1
             below[better] += 1
     n = len(names)
-    return {s: {"rank": order.index(s) + 1, "low": 1 + above[s], "high": n - below[s], "seeds": len(seeds)}
-            for s in names}  # fmt: skip
+    # acc: the mean the rank stands on, over the shared seeds only (a strategy with a seed the others
+    # lack has another mean over all of its own, which would not match its rank); of: its own seeds
+    return {s: {"rank": order.index(s) + 1, "low": 1 + above[s], "high": n - below[s], "seeds": len(seeds),
+                "acc": means[s], "of": len(acc[s])} for s in names}  # fmt: skip

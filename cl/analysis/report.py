@@ -251,8 +251,10 @@ def tables(stats: dict, latex: bool = False) -> dict[str, str]:
     for s in names:
         r = stats["rank_intervals"].get(s)
         if r:
-            body.append([s.replace("_", r"\_") if latex else s, fmt(stats["strategies"][s]["acc"], latex=latex),
-                         str(r["rank"]), f"{r['low']}-{r['high']}"])  # fmt: skip
+            acc = fmt(stats["strategies"][s]["acc"], latex=latex)
+            if r["seeds"] < r["of"]:  # ranked on the seeds every strategy has: show that mean, and say so
+                acc = f"{fmt(r['acc'])} ({r['seeds']} of its {r['of']} seeds)"
+            body.append([s.replace("_", r"\_") if latex else s, acc, str(r["rank"]), f"{r['low']}-{r['high']}"])
     rows["ranks"] = (head, body)
     tasks = list(dict.fromkeys(t for s in names for t in stats["strategies"][s].get("selection", {})))
     body = []
