@@ -22,7 +22,8 @@ tuning choices and run files under ``results/study`` and the language-model runs
     {{conv:table}} {{conv:cap}} {{conv:atcap}} {{conv:hours}} {{conv:ratio}} {{conv:projected}}
                                  {{conv:diff:naive:acc}} {{conv:at:naive}} {{conv:n:naive}} (seeds)
                                  the convergence check (scripts/convergence.sh): the study's runs rerun with
-                                 a higher epoch cap, against the study's runs of the same seeds
+                                 a higher epoch cap (CONVERGENCE), against the same seeds and orders of the
+                                 study (or of BASELINE, another study)
 """
 
 import functools
@@ -47,7 +48,16 @@ from cl.analysis.report import fmt, label, latex_table, load_runs, order_of, sel
 # STUDY=results/converged paper/build.sh renders the paper from another study of the same plan
 STUDY = ROOT / os.environ.get("STUDY", "results/study")
 LM = ROOT / "results" / "text4_lm"
-CONVERGENCE = ROOT / "results" / "convergence" / "task"
+# The convergence section compares runs at a higher epoch cap (CONVERGENCE) with the same seeds and
+# orders of another study (BASELINE, the reported study unless set). A paper on the converged study
+# itself compares it with the 3-epoch one:
+#   STUDY=results/converged CONVERGENCE=results/converged/task BASELINE=results/study paper/build.sh
+CONVERGENCE = ROOT / os.environ.get("CONVERGENCE", "results/convergence/task")
+BASELINE = os.environ.get("BASELINE")
+
+
+def baseline() -> Path:
+    return ROOT / BASELINE if BASELINE else STUDY
 
 
 def tex(name: str) -> str:
@@ -162,7 +172,7 @@ def mean_chosen(runs: list[dict]) -> float:
 def convergence_pairs() -> dict[str, tuple[dict, dict]]:
     """strategy -> ({seed: study run}, {seed: rerun with the higher cap}), on the seeds both finished
     in the reruns' task order."""
-    return pairs_of(CONVERGENCE, STUDY)
+    return pairs_of(CONVERGENCE, baseline())
 
 
 @functools.cache  # every {{conv:...}} placeholder reads the same runs: load them once per build
@@ -198,7 +208,7 @@ def convergence(key: list[str]) -> str:
     if key in (["ratio"], ["projected"]):  # compute of the reruns over that of the study's runs they rerun
         ratio = thread_seconds(reruns) / thread_seconds([r for s in order for r in pairs[s][0].values()])
         # projected: the whole study at that ratio, in hours of one CPU thread
-        return f"{ratio:.1f}" if key == ["ratio"] else f"{ratio * thread_seconds(study_runs()) / 3600:.0f}"
+        return f"{ratio:.1f}" if key == ["ratio"] else f"{ratio * thread_seconds(study_runs(baseline())) / 3600:.0f}"
     metrics = ("learning_acc", "acc", "forgetting", "train_s")
     if key[0] in ("diff", "at", "n"):
         study, rerun = pairs[key[1]]
@@ -225,8 +235,8 @@ def convergence(key: list[str]) -> str:
     return latex_table(head, body)
 
 
-def study_runs() -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(STUDY.rglob("results.json"))]
+def study_runs(root: Path | None = None) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted((root or STUDY).rglob("results.json"))]
 
 
 def cost(kind: str) -> str:

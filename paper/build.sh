@@ -8,8 +8,10 @@ export STUDY=${STUDY:-results/study}  # which study of scripts/study.sh the pape
 for scenario in task class; do
   python -m cl.analysis.report "$STUDY/$scenario" --out "paper/generated/$scenario" > /dev/null
 done
-# the convergence check's reruns (scripts/convergence.sh): their learning curves
-python -m cl.analysis.report results/convergence/task --out paper/generated/convergence > /dev/null
+# the runs at a higher epoch cap (scripts/convergence.sh's reruns unless CONVERGENCE says otherwise;
+# build.py reads it and BASELINE too): their learning curves
+export CONVERGENCE=${CONVERGENCE:-results/convergence/task}
+python -m cl.analysis.report "$CONVERGENCE" --out paper/generated/convergence > /dev/null
 python paper/build.py
 cd paper
 if command -v latexmk > /dev/null; then

@@ -282,3 +282,22 @@ def test_rank_table_shows_the_mean_its_ranks_stand_on_when_seeds_differ(tmp_path
     out = capsys.readouterr().out
     assert "| a | 0.510 (2 of its 3 seeds) | 2 |" in out  # its mean of all three (0.657) would rank first
     assert "| naive | 0.600 ± " in out
+
+
+def test_convergence_compares_with_the_baseline_study_when_one_is_named(tmp_path, monkeypatch):
+    # the paper on the converged study compares it with the 3-epoch study: CONVERGENCE holds the
+    # reported study's own runs, BASELINE the other study; pairs are matched by seed and order
+    sys.path.insert(0, str(ROOT / "paper"))
+    import build
+
+    write(tmp_path / "cap3" / "task", [fake_run("naive", s, [0, 1], 0.6, 0.1) for s in range(3)])
+    write(tmp_path / "converged" / "task", [fake_run("naive", s, [0, 1], 0.7, 0.05) for s in (1, 2, 4)])
+    monkeypatch.setattr(build, "STUDY", tmp_path / "converged")
+    monkeypatch.setattr(build, "CONVERGENCE", tmp_path / "converged" / "task")
+    monkeypatch.setattr(build, "BASELINE", str(tmp_path / "cap3"))
+    base, longer = build.convergence_pairs()["naive"]
+    assert sorted(base) == sorted(longer) == [1, 2]  # the seeds both studies finished
+    assert {r["metrics"]["acc"] for r in base.values()} == {0.6}
+    assert build.convergence(["diff", "naive", "acc"]).startswith("0.100")
+    monkeypatch.setattr(build, "BASELINE", None)  # unset: the reported study is the baseline
+    assert build.baseline() == tmp_path / "converged"
