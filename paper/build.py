@@ -170,8 +170,8 @@ def mean_chosen(runs: list[dict]) -> float:
 
 
 def convergence_pairs() -> dict[str, tuple[dict, dict]]:
-    """strategy -> ({seed: study run}, {seed: rerun with the higher cap}), on the seeds both finished
-    in the reruns' task order."""
+    """strategy -> ({(seed, order): study run}, {(seed, order): rerun with the higher cap}), on the
+    (seed, order) pairs both finished."""
     return pairs_of(CONVERGENCE, baseline())
 
 
@@ -186,8 +186,18 @@ def pairs_of(convergence: Path, study_root: Path) -> dict[str, tuple[dict, dict]
         study = {(r["seed"], order_of(r)): r for r in load_runs([str(study_root / "task" / strategy)])
                  if r.get("status") == "finished"}  # fmt: skip
         shared = sorted(set(study) & set(keyed))
-        pairs[strategy] = ({k[0]: study[k] for k in shared}, {k[0]: keyed[k] for k in shared})
+        pairs[strategy] = ({k: study[k] for k in shared}, {k: keyed[k] for k in shared})
     return pairs
+
+
+def by_seed(runs: dict, metric: str, minus: dict | None = None) -> list[float]:
+    """``metric`` of runs keyed by (seed, order), less that of ``minus``'s run of the same key when
+    given, averaged over each seed's task orders: the seed is the unit of replication (runs of one
+    seed share their data splits across orders), as in the report's intervals."""
+    seeds = defaultdict(list)
+    for key, run in runs.items():
+        seeds[key[0]].append(values(run)[metric] - (values(minus[key])[metric] if minus else 0.0))
+    return [statistics.fmean(xs) for xs in seeds.values()]
 
 
 def convergence(key: list[str]) -> str:
@@ -213,10 +223,10 @@ def convergence(key: list[str]) -> str:
     if key[0] in ("diff", "at", "n"):
         study, rerun = pairs[key[1]]
         if key[0] == "n":
-            return str(len(rerun))
+            return str(len({seed for seed, _ in rerun}))
         if key[0] == "at":
             return percent(share_at_cap(list(rerun.values())))
-        return fmt(t_interval([values(rerun[s])[key[2]] - values(study[s])[key[2]] for s in study]), latex=True)
+        return fmt(t_interval(by_seed(rerun, key[2], minus=study)), latex=True)
 
     def cell(xs: list[float], metric: str) -> str:
         return fmt(t_interval(xs), 0 if metric == "train_s" else 3, latex=True)
@@ -227,9 +237,9 @@ def convergence(key: list[str]) -> str:
         for runs in (study, rerun):
             found = list(runs.values())
             body.append([tex(strategy) if runs is study else "", str(found[0]["config"]["trainer"]["max_epochs"]),
-                         str(len(found)), percent(share_at_cap(found)), f"{mean_chosen(found):.1f}",
-                         *(cell([values(r)[m] for r in found], m) for m in metrics)])  # fmt: skip
-        differences = [cell([values(rerun[s])[m] - values(study[s])[m] for s in study], m) for m in metrics]
+                         str(len({seed for seed, _ in runs})), percent(share_at_cap(found)),
+                         f"{mean_chosen(found):.1f}", *(cell(by_seed(runs, m), m) for m in metrics)])  # fmt: skip
+        differences = [cell(by_seed(rerun, m, minus=study), m) for m in metrics]
         body.append(["", "difference", "", "", "", *differences])
     head = ["strategy", "epoch cap", "seeds", "at cap", "chosen epoch", "learning acc", "acc", "forgetting", "train s"]
     return latex_table(head, body)

@@ -290,14 +290,23 @@ def test_convergence_compares_with_the_baseline_study_when_one_is_named(tmp_path
     sys.path.insert(0, str(ROOT / "paper"))
     import build
 
-    write(tmp_path / "cap3" / "task", [fake_run("naive", s, [0, 1], 0.6, 0.1) for s in range(3)])
-    write(tmp_path / "converged" / "task", [fake_run("naive", s, [0, 1], 0.7, 0.05) for s in (1, 2, 4)])
+    def run(seed: int, order: list[int], acc: float, cap: int) -> dict:
+        r = fake_run("naive", seed, order, acc, 0.1)
+        return r | {"config": r["config"] | {"trainer": {"max_epochs": cap}}}
+
+    write(tmp_path / "cap3" / "task", [run(s, o, 0.6, 3) for s in range(3) for o in ([0, 1], [1, 0])])
+    converged = [run(s, [0, 1], 0.7, 10) for s in (1, 2, 4)] + [run(1, [1, 0], 0.9, 10), run(2, [1, 0], 0.6, 10)]
+    write(tmp_path / "converged" / "task", converged)
     monkeypatch.setattr(build, "STUDY", tmp_path / "converged")
     monkeypatch.setattr(build, "CONVERGENCE", tmp_path / "converged" / "task")
     monkeypatch.setattr(build, "BASELINE", str(tmp_path / "cap3"))
     base, longer = build.convergence_pairs()["naive"]
-    assert sorted(base) == sorted(longer) == [1, 2]  # the seeds both studies finished
+    assert sorted(base) == sorted(longer) == [(1, "0-1"), (1, "1-0"), (2, "0-1"), (2, "1-0")]  # both finished
     assert {r["metrics"]["acc"] for r in base.values()} == {0.6}
-    assert build.convergence(["diff", "naive", "acc"]).startswith("0.100")
+    # each seed's differences averaged over its orders first: seed 1 (0.1 + 0.3) / 2, seed 2 (0.1 + 0.0) / 2,
+    # so two values, 0.2 and 0.05 (mean 0.125), not four (each order's run counted as a seed)
+    assert build.convergence(["diff", "naive", "acc"]).startswith("0.125")
+    assert build.convergence(["n", "naive"]) == "2"
+    assert r"naive & 3 & 2 & " in build.convergence(["table"])  # seeds, not runs
     monkeypatch.setattr(build, "BASELINE", None)  # unset: the reported study is the baseline
     assert build.baseline() == tmp_path / "converged"
