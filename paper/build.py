@@ -20,6 +20,7 @@ tuning choices and run files under ``results/study`` and the language-model runs
     {{lm:table}}                 the one-seed language-model comparison   {{lm:naive:forgetting}}
     {{routing:routing_acc}}      routed LoRA's routing (or oracle_acc) accuracy after the last task, ± CI over seeds
     {{conv:table}} {{conv:cap}} {{conv:atcap}} {{conv:hours}} {{conv:ratio}} {{conv:projected}}
+                                 {{conv:cap:base}} {{conv:atcap:base}} {{conv:chosen:naive:optimizer.lr}}
                                  {{conv:diff:naive:acc}} {{conv:at:naive}} {{conv:n:naive}} (seeds)
                                  the convergence check (scripts/convergence.sh): the study's runs rerun with
                                  a higher epoch cap (CONVERGENCE), against the same seeds and orders of the
@@ -73,9 +74,10 @@ def short(overrides: list[str]) -> str:
     return ", ".join(f"{key.rsplit('.', 1)[-1]}={v}" for key, v in (o.split("=", 1) for o in overrides))
 
 
-def choice(strategy: str) -> dict:
-    """``strategy``'s tuning record (cl.tune's choice.yaml): chosen overrides and every candidate."""
-    return yaml.safe_load((STUDY / "tuning" / strategy / "choice.yaml").read_text())
+def choice(strategy: str, root: Path | None = None) -> dict:
+    """``strategy``'s tuning record (cl.tune's choice.yaml) in the study (or ``root``): chosen
+    overrides and every candidate."""
+    return yaml.safe_load(((root or STUDY) / "tuning" / strategy / "choice.yaml").read_text())
 
 
 def tuning_table() -> str:
@@ -99,9 +101,9 @@ def trials_table(strategy: str) -> str:
     return latex_table(["trial", "acc", "learning acc", "forgetting"], body)
 
 
-def chosen(strategy: str, key: str) -> str:
+def chosen(strategy: str, key: str, root: Path | None = None) -> str:
     """The value the tuning chose for ``key`` (an override name) of ``strategy``."""
-    c = choice(strategy)
+    c = choice(strategy, root)
     found = [o.split("=", 1)[1] for o in c["chosen"] if o.split("=", 1)[0] == key]
     if not found:
         raise KeyError(f"{strategy}'s tuning chose no {key}: {c['chosen']}")
@@ -209,14 +211,17 @@ def convergence(key: list[str]) -> str:
     order = [s for s in ("naive", "low_lr", "freeze", "lora", "distill", "replay") if s in pairs]
     order += sorted(set(pairs) - set(order))
     reruns = [r for s in order for r in pairs[s][1].values()]
-    if key == ["cap"]:
-        return str(reruns[0]["config"]["trainer"]["max_epochs"])
-    if key == ["atcap"]:
-        return percent(share_at_cap(reruns))
+    based = [r for s in order for r in pairs[s][0].values()]  # the baseline's runs of the same seeds and orders
+    if key in (["cap"], ["cap", "base"]):
+        return str((reruns if len(key) == 1 else based)[0]["config"]["trainer"]["max_epochs"])
+    if key in (["atcap"], ["atcap", "base"]):
+        return percent(share_at_cap(reruns if len(key) == 1 else based))
+    if key[0] == "chosen":  # {{conv:chosen:lora:strategy.lora.lr}}: the baseline study's tuning choice
+        return chosen(key[1], key[2], baseline())
     if key == ["hours"]:
         return f"{thread_seconds(reruns) / 3600:.1f}"
     if key in (["ratio"], ["projected"]):  # compute of the reruns over that of the study's runs they rerun
-        ratio = thread_seconds(reruns) / thread_seconds([r for s in order for r in pairs[s][0].values()])
+        ratio = thread_seconds(reruns) / thread_seconds(based)
         # projected: the whole study at that ratio, in hours of one CPU thread
         return f"{ratio:.1f}" if key == ["ratio"] else f"{ratio * thread_seconds(study_runs(baseline())) / 3600:.0f}"
     metrics = ("learning_acc", "acc", "forgetting", "train_s")

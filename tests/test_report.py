@@ -308,5 +308,9 @@ def test_convergence_compares_with_the_baseline_study_when_one_is_named(tmp_path
     assert build.convergence(["diff", "naive", "acc"]).startswith("0.125")
     assert build.convergence(["n", "naive"]) == "2"
     assert r"naive & 3 & 2 & " in build.convergence(["table"])  # seeds, not runs
+    assert (build.convergence(["cap"]), build.convergence(["cap", "base"])) == ("10", "3")
+    (tmp_path / "cap3" / "tuning" / "naive").mkdir(parents=True)
+    (tmp_path / "cap3" / "tuning" / "naive" / "choice.yaml").write_text("chosen: [optimizer.lr=0.0002]\n")
+    assert build.convergence(["chosen", "naive", "optimizer.lr"]) == "0.0002"  # the baseline study's choice
     monkeypatch.setattr(build, "BASELINE", None)  # unset: the reported study is the baseline
     assert build.baseline() == tmp_path / "converged"
