@@ -131,6 +131,14 @@ def skip_or_resume(cfg: DictConfig, out_dir: str) -> float | None:
     if previous.status == "finished":
         log.info("skipping %s: finished already", out_dir)
         return previous.metrics()["acc"]
+    if previous.completed_tasks and not (Path(out_dir) / checkpoint.FILE).exists():
+        # The folder came without its checkpoint (copied or committed without it, or checkpoint=false):
+        # the run cannot resume, and failing would stop this job at every rerun of the sweep. Runs are
+        # deterministic, so starting again gives the numbers an uninterrupted run gives.
+        os.replace(Path(out_dir) / "results.json", Path(out_dir) / "results.json.partial")
+        log.warning("%s: %d task(s) done but no %s to resume from; kept as results.json.partial, starting the "
+                    "run again", out_dir, previous.completed_tasks, checkpoint.FILE)  # fmt: skip
+        return None
     if not cfg.get("resume"):
         with open_dict(cfg):
             cfg.resume = out_dir

@@ -192,6 +192,16 @@ def test_a_sweep_does_not_resume_a_stopped_run_under_other_settings(run_syntheti
     assert cl.run.skip_or_resume(cfg := make_config(*FAST, "skip_done=true"), str(run)) is None and cfg.resume
 
 
+def test_a_sweep_starts_again_a_stopped_run_that_lost_its_checkpoint(run_synthetic, tmp_path, monkeypatch):
+    # results/ committed without the ignored checkpoint.pt and rerun on a fresh clone
+    whole = run_synthetic(*FAST, out=tmp_path / "whole")
+    run = stopped_run(run_synthetic, monkeypatch, tmp_path / "run")
+    (run / checkpoint.FILE).unlink()
+    assert cl.run.skip_or_resume(cfg := make_config(*FAST, "skip_done=true"), str(run)) is None
+    assert not cfg.get("resume") and (run / "results.json.partial").exists()
+    assert comparable(cl.run.run(cfg, str(run))) == comparable(whole)
+
+
 def test_max_length_is_checked_before_training():
     for value in (0, -1):
         with pytest.raises(ValueError, match=f"stream.max_length must be a positive integer, got {value}"):
