@@ -2,7 +2,8 @@
 
 Every number in the paper comes from here: ``{{...}}`` placeholders are filled from the reports of
 ``cl.analysis.report`` (``paper/generated/<report>/stats.json``, reports ``task`` and ``class``), the
-tuning choices and run files under ``results/study`` and the language-model runs in ``results/text4_lm``.
+tuning choices and run files of the study (``STUDY``, ``results/converged``) and the language-model
+runs in ``results/text4_lm``.
 
     {{ci:task:replay:acc}}       mean ± 95% CI over seeds      {{mean:task:replay:acc}}  mean only
     {{diff:task:replay:acc}}     paired difference to naive, mean ± 95% CI over seeds
@@ -17,11 +18,15 @@ tuning choices and run files under ``results/study`` and the language-model runs
     {{alt:single_task:learning_acc}}  the trial another validation metric would have chosen
     {{trialtable:naive}}         a strategy's tuning trials    {{chosen:naive:optimizer.lr}}  a chosen value
     {{cost:hours}} {{cost:runs}} the study's measured compute (CPU-thread hours) and run count
+    {{versions}}                 the library versions its runs and trials recorded
     {{lm:table}}                 the one-seed language-model comparison   {{lm:naive:forgetting}}
     {{routing:routing_acc}}      routed LoRA's routing (or oracle_acc) accuracy after the last task, ± CI over seeds
     {{conv:table}} {{conv:cap}} {{conv:atcap}} {{conv:hours}} {{conv:ratio}} {{conv:projected}}
                                  {{conv:cap:base}} {{conv:atcap:base}} {{conv:chosen:naive:optimizer.lr}}
+                                 {{conv:patience}} {{conv:patience:base}} {{conv:cost:base}} (hours)
+                                 {{conv:moved}} of {{conv:tunings}} tunings chose otherwise; {{conv:unmoved}}
                                  {{conv:diff:naive:acc}} {{conv:at:naive}} {{conv:n:naive}} (seeds)
+                                 {{conv:class:naive:acc}} (the baseline's class-incremental runs, ± CI over seeds)
                                  the convergence check (scripts/convergence.sh): the study's runs rerun with
                                  a higher epoch cap (CONVERGENCE), against the same seeds and orders of the
                                  study (or of BASELINE, another study)
@@ -34,7 +39,7 @@ import os
 import re
 import statistics
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import yaml
@@ -46,15 +51,14 @@ sys.path.insert(0, str(ROOT))
 from cl.analysis.budget import thread_seconds  # noqa: E402
 from cl.analysis.report import fmt, label, latex_table, load_runs, order_of, selection_summary, tables, values  # noqa: E402
 
-# STUDY=results/converged paper/build.sh renders the paper from another study of the same plan
-STUDY = ROOT / os.environ.get("STUDY", "results/study")
+# The paper reports the converged study (STUDY); its section "What the cap changed" pairs that study's
+# runs (CONVERGENCE) with the same seeds and orders of the earlier 3-epoch study (BASELINE; empty: the
+# reported study itself). The template is written for these defaults; the paper on the 3-epoch study,
+# against scripts/convergence.sh's reruns, is at commit d4dd04b.
+STUDY = ROOT / os.environ.get("STUDY", "results/converged")
 LM = ROOT / "results" / "text4_lm"
-# The convergence section compares runs at a higher epoch cap (CONVERGENCE) with the same seeds and
-# orders of another study (BASELINE, the reported study unless set). A paper on the converged study
-# itself compares it with the 3-epoch one:
-#   STUDY=results/converged CONVERGENCE=results/converged/task BASELINE=results/study paper/build.sh
-CONVERGENCE = ROOT / os.environ.get("CONVERGENCE", "results/convergence/task")
-BASELINE = os.environ.get("BASELINE")
+CONVERGENCE = ROOT / os.environ.get("CONVERGENCE", str(STUDY / "task"))
+BASELINE = os.environ.get("BASELINE", "results/study")
 
 
 def baseline() -> Path:
@@ -112,10 +116,12 @@ def chosen(strategy: str, key: str, root: Path | None = None) -> str:
 
 def alternative(strategy: str, metric: str) -> str:
     """The trial of ``strategy``'s tuning that ``metric`` (validation) would have chosen, against the
-    chosen one: ``lr=0.0002 (0.782; chosen lr=0.0004: 0.781)``."""
+    chosen one: ``lr=0.0002 (0.782; chosen lr=0.0004: 0.781)``, or ``lr=0.0004 as well (0.781)``."""
     c = choice(strategy)
     best = max(c["candidates"], key=lambda t: t[metric])
     chosen = c["candidates"][0]
+    if best is chosen:
+        return tex(f"{short(best['overrides'])} as well ({fmt(best[metric])})")
     return tex(
         f"{short(best['overrides'])} ({fmt(best[metric])}; chosen {short(chosen['overrides'])}: {fmt(chosen[metric])})"
     )
@@ -150,7 +156,10 @@ def edges() -> str:
 
 
 def percent(x: float) -> str:
-    return "n/a" if math.isnan(x) else f"{x:.0%}".replace("%", r"\%")
+    """``43%``; a share under 1% keeps a decimal (``0.2%``), so one task in hundreds does not print as 0%."""
+    if math.isnan(x):
+        return "n/a"
+    return (f"{x:.1%}" if 0 < x < 0.01 else f"{x:.0%}").replace("%", r"\%")
 
 
 def over_tasks(selections, field: str) -> float:
@@ -205,6 +214,10 @@ def by_seed(runs: dict, metric: str, minus: dict | None = None) -> list[float]:
 def convergence(key: list[str]) -> str:
     from cl.analysis.inference import t_interval
 
+    if key[0] == "class":  # {{conv:class:naive:acc}}: the baseline study's class-incremental runs
+        found = load_runs([str(baseline() / "class" / key[1])])
+        runs = {(r["seed"], order_of(r)): r for r in found if r.get("status") == "finished"}
+        return fmt(t_interval(by_seed(runs, key[2])), latex=True)
     pairs = convergence_pairs()
     if not pairs:
         raise SystemExit(f"paper/build.py: no finished runs under {CONVERGENCE}; run scripts/convergence.sh")
@@ -216,6 +229,18 @@ def convergence(key: list[str]) -> str:
         return str((reruns if len(key) == 1 else based)[0]["config"]["trainer"]["max_epochs"])
     if key in (["atcap"], ["atcap", "base"]):
         return percent(share_at_cap(reruns if len(key) == 1 else based))
+    if key in (["patience"], ["patience", "base"]):  # early stopping's, as the runs were configured
+        return str((reruns if len(key) == 1 else based)[0]["config"]["selection"]["patience"])
+    if key == ["cost", "base"]:  # the baseline study's whole compute, tuning included
+        return f"{thread_seconds(study_runs(baseline())) / 3600:.1f}"
+    if key in (["moved"], ["tunings"], ["unmoved"]):  # which tunings chose otherwise in the two studies
+        both = sorted({p.parent.name for p in STUDY.glob("tuning/*/choice.yaml")}
+                      & {p.parent.name for p in baseline().glob("tuning/*/choice.yaml")})  # fmt: skip
+        same = [s for s in both if sorted(choice(s)["chosen"]) == sorted(choice(s, baseline())["chosen"])]
+        if key == ["unmoved"]:  # "freeze's, low\_lr's and naive's"
+            owned = [f"{tex(s)}'s" for s in same] or ["no strategy's"]
+            return " and ".join(filter(None, [", ".join(owned[:-1]), owned[-1]]))
+        return str(len(both) - len(same) if key == ["moved"] else len(both))
     if key[0] == "chosen":  # {{conv:chosen:lora:strategy.lora.lr}}: the baseline study's tuning choice
         return chosen(key[1], key[2], baseline())
     if key == ["hours"]:
@@ -248,6 +273,19 @@ def convergence(key: list[str]) -> str:
         body.append(["", "difference", "", "", "", *differences])
     head = ["strategy", "epoch cap", "seeds", "at cap", "chosen epoch", "learning acc", "acc", "forgetting", "train s"]
     return latex_table(head, body)
+
+
+def versions() -> str:
+    """The libraries the study's runs and trials recorded: one version, or each with its count."""
+    runs = study_runs()
+    parts = []
+    for lib in ("torch", "lightning", "transformers", "peft", "datasets"):
+        counts = Counter(r.get("versions", {}).get(lib, "unrecorded") for r in runs).most_common()
+        if len(counts) == 1:
+            parts.append(f"{lib} {counts[0][0]}")
+        else:
+            parts.append(f"{lib} " + " or ".join(f"{v} ({n} of {len(runs)})" for v, n in counts))
+    return tex(", ".join(parts))
 
 
 def study_runs(root: Path | None = None) -> list[dict]:
@@ -337,6 +375,8 @@ def value(key: str, reports: dict) -> str:
         return str(sum(r.get("evaluated_on") == "validation" for r in study_runs()))
     if kind == "cost":
         return cost(rest[0])
+    if kind == "versions":
+        return versions()
     if kind == "lm":
         return lm(rest)
     if kind == "routing":
