@@ -10,7 +10,9 @@ find "$out" -name choice.yaml -print0 | xargs -0 -r git add --
 git add -- "$out/jobs.txt" "$out/logs" "$out/study.log" 2>/dev/null || true
 n=$(git diff --cached --name-only -- "$out" | grep -c results.json || true)
 if [ "$n" -gt 0 ]; then
-  git commit -qm "$out: $n more finished runs and trials ($(date -u +%F))" && echo "committed $n finished runs"
+  # only the study's paths: whatever else the user has staged stays staged, out of this commit
+  git commit -q -m "$out: $n more finished runs and trials ($(date -u +%F))" -- "$out" && echo "committed $n finished runs"
 else
+  git reset -q -- "$out"  # the logs alone are not worth a commit: leave the index as it was
   echo "nothing new finished under $out"
 fi

@@ -4,8 +4,9 @@
 # and low_lr's). This reruns strategies with their study choices and one change, the cap raised to
 # $CAP epochs (early stopping on validation with the study's patience of 1 ends a task sooner), in
 # the default order, into results/convergence/task: naive and low_lr (the most capped) with 5 seeds,
-# then replay, lora, freeze and distill with 3 (STRATEGIES and SEEDS choose others). paper/build.py
-# compares them with the study's runs of the same seeds. A longer cap also stretches the linear
+# then replay, lora, freeze and distill with 3 (STRATEGIES and SEEDS choose others). The 3-epoch
+# paper (commit d4dd04b) compared them with the study's runs of the same seeds; what they showed led
+# to experiment=converged, which the paper now reports. A longer cap also stretches the linear
 # learning-rate schedule over more steps: that is what training longer means in this protocol.
 # Two lanes of one CPU thread each, as the study; finished runs are skipped, so it can be stopped and
 # started again:

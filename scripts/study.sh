@@ -26,11 +26,10 @@
 #   EXPERIMENT=converged OUT=results/converged REPORTS=results/converged/report \
 #     nohup scripts/study.sh >> results/converged/study.log 2>&1 &
 # Its budget: planned at about 30 hours of one CPU thread from the convergence check (1.2x the
-# compute of the final runs it repeated at patience 1, plus an epoch per task for patience 2); its
-# tuning measured about 1.9x the cap-3 study's time per paired trial, its first 30 final runs
-# 1.1-2.7x by strategy, so about 38 hours of one thread (measured after 85 of 190), 19 hours of wall time
-# on two lanes: it spans sessions (a GPU, when one is lent for long enough, runs it instead). Progress
-# and projected cost, paired run by run with the cap-3 study:
+# compute of the final runs it repeated at patience 1, plus an epoch per task for patience 2); it took
+# 31.2 hours in all (190 trials and runs, 1.42x the cap-3 study per paired trial or run), about 16
+# hours of wall time on two lanes over several sessions (a GPU, when one is lent for long enough, runs
+# it instead). Progress and cost, paired run by run with the cap-3 study:
 #   python -m cl.analysis.budget results/converged --against results/study
 set -euo pipefail
 cd "$(dirname "$0")/.."
