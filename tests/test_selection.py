@@ -25,6 +25,12 @@ def test_each_task_keeps_its_best_validation_epoch_and_records_the_curve(run_syn
     assert stored["validation"] == res.validation
 
 
+def test_a_run_without_selection_does_not_warn_of_a_missing_validation_loader(run_synthetic, recwarn):
+    # Lightning warns when a module has a validation_step and no loader: without selection that is intended
+    run_synthetic("trainer.max_epochs=1")
+    assert not [w for w in recwarn if "validation_step" in str(w.message)]
+
+
 def test_the_restored_weights_are_the_chosen_epochs(run_synthetic, monkeypatch):
     """Weights at each validation, recorded apart from Lightning: the task ends on the chosen one's."""
     snapshots, ended = [], []

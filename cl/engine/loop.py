@@ -209,7 +209,10 @@ class ContinualLoop:
         # mode, and strategies that want parts in eval mode set that in their own hooks.
         self.module.train()
         start = time.perf_counter()
-        trainer.fit(self.module, loader, validation, ckpt_path=resume_from, weights_only=True)
+        with warnings.catch_warnings():
+            if validation is None:  # no model selection: the module's validation_step is meant to idle
+                warnings.filterwarnings("ignore", message="You defined a `validation_step` but have no")
+            trainer.fit(self.module, loader, validation, ckpt_path=resume_from, weights_only=True)
         seconds = time.perf_counter() - start
         if trainer.interrupted:
             raise KeyboardInterrupt(f"training interrupted during task {task_id}")
