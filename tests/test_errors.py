@@ -24,7 +24,7 @@ def test_unknown_names_list_the_choices(override, choices):
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        (["optimizer.lr=-1"], r"optimizer settings .* are invalid: Invalid learning rate: -1"),
+        (["optimizer.lr=-1"], r"settings [^$]*'fused': (True|False)[^$]* are invalid: Invalid learning rate: -1"),
         (["optimizer.lr=abc"], r"optimizer settings .* are invalid"),
         (["batch_size=0"], r"batch_size must be a positive integer, got 0"),
         (["trainer.max_epochs=two"], r"trainer.max_epochs must be a positive integer, got 'two'"),

@@ -60,7 +60,9 @@ def check_optimizer(cfg: DictConfig) -> None:
         optimizer_factory(cfg.optimizer)([torch.nn.Parameter(torch.zeros(1))])
     except Exception as err:
         cause = err.__cause__ or err
-        raise ValueError(f"optimizer settings {OmegaConf.to_container(cfg.optimizer)} are invalid: {cause}") from None
+        # resolved: the user reads the values the optimizer got, not ${...} interpolations
+        settings = OmegaConf.to_container(cfg.optimizer, resolve=True)
+        raise ValueError(f"optimizer settings {settings} are invalid: {cause}") from None
 
 
 def check_scheduler(cfg: DictConfig) -> None:
