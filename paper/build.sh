@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Rebuild the paper from the committed study: the reports -> paper/generated/{task,class}, then
-# paper.tex from its template, the PDF (LaTeX from Debian's texlive packages, see paper/README.md)
+# paper.tex from its template, the PDF (LaTeX from Debian's texlive packages: the README's study section)
 # and paper/README.md, the Markdown twin (pandoc).
 set -euo pipefail
 cd "$(dirname "$0")/.."
