@@ -313,6 +313,13 @@ CASES = [
     ),
     Case(
         "sweep",
+        "sweep rerun over a stopped run whose checkpoint.pt is gone (skip_done; a clone of committed results)",
+        [],
+        setup=lambda w: lost_checkpoint_sweep(w),
+        check=kept_tasks(3),
+    ),
+    Case(
+        "sweep",
         "one failing job in a sweep",
         ["-m", "optimizer.lr=1e3,3e-3", "skip_done=true"],
         setup=lambda w: [f"hydra.sweep.dir={w / 'sweep'}", "hydra.sweep.subdir=lr${optimizer.lr}"],
@@ -331,6 +338,12 @@ def damaged_sweep(work: Path) -> list[str]:
     run([*BASE, "skip_done=true"], work, out)
     (out / "results.json").write_text("{broken")
     return ["skip_done=true", f"hydra.run.dir={out}"]
+
+
+def lost_checkpoint_sweep(work: Path) -> list[str]:
+    out = stopped_run(work, "skip_done=true")
+    (out / "checkpoint.pt").unlink()  # ignored by git: a fresh clone of the results has none
+    return ["skip_done=true", "trainer.max_epochs=30", f"hydra.run.dir={out}"]
 
 
 def run_case(case: Case) -> Outcome:
