@@ -194,11 +194,15 @@ def pairs_of(convergence: Path, study_root: Path) -> dict[str, tuple[dict, dict]
             reruns[r["strategy"]][(r["seed"], order_of(r))] = r
     pairs = {}
     for strategy, keyed in reruns.items():
-        study = {(r["seed"], order_of(r)): r for r in load_runs([str(study_root / "task" / strategy)])
-                 if r.get("status") == "finished"}  # fmt: skip
+        study = finished(study_root / "task" / strategy)
         shared = sorted(set(study) & set(keyed))
         pairs[strategy] = ({k: study[k] for k in shared}, {k: keyed[k] for k in shared})
     return pairs
+
+
+def finished(folder: Path) -> dict[tuple, dict]:
+    """The finished runs under ``folder``, keyed by (seed, order) as ``by_seed`` takes them."""
+    return {(r["seed"], order_of(r)): r for r in load_runs([str(folder)]) if r.get("status") == "finished"}
 
 
 def by_seed(runs: dict, metric: str, minus: dict | None = None) -> list[float]:
@@ -215,9 +219,7 @@ def convergence(key: list[str]) -> str:
     from cl.analysis.inference import t_interval
 
     if key[0] == "class":  # {{conv:class:naive:acc}}: the baseline study's class-incremental runs
-        found = load_runs([str(baseline() / "class" / key[1])])
-        runs = {(r["seed"], order_of(r)): r for r in found if r.get("status") == "finished"}
-        return fmt(t_interval(by_seed(runs, key[2])), latex=True)
+        return fmt(t_interval(by_seed(finished(baseline() / "class" / key[1]), key[2])), latex=True)
     pairs = convergence_pairs()
     if not pairs:
         raise SystemExit(f"paper/build.py: no finished runs under {CONVERGENCE}; run scripts/convergence.sh")
@@ -289,7 +291,12 @@ def versions() -> str:
 
 
 def study_runs(root: Path | None = None) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted((root or STUDY).rglob("results.json"))]
+    return runs_under(root or STUDY)
+
+
+@functools.cache  # the cost, trial count, versions and baseline placeholders all read every run file
+def runs_under(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.rglob("results.json"))]
 
 
 def cost(kind: str) -> str:
