@@ -1,6 +1,7 @@
 """The benchmark's own arithmetic (its timings are never asserted: see python -m cl.analysis.bench)."""
 
 import json
+import subprocess
 import sys
 
 import pytest
@@ -55,6 +56,20 @@ def test_import_probe_reads_its_own_peak_not_the_parents():
     big, _ = probe("x = b'1' * (200 * 2**20)")
     del ballast
     assert loaded == [] and small < 100 and big > small + 150
+
+
+def test_the_lean_view_of_site_packages_hides_only_the_named_packages(tmp_path):
+    from cl.analysis.bench_imports import probe, site_without
+
+    view = str(site_without(tmp_path, hidden=("scipy",)))
+    code = "import importlib.util as u, importlib.metadata as m; import torch, cl.engine.results; " + (
+        "assert u.find_spec('scipy') is None; assert m.version('torch'); import scipy"
+    )
+    with pytest.raises(subprocess.CalledProcessError) as failed:
+        probe(code, view)
+    assert "No module named 'scipy'" in failed.value.stderr  # neither its spec nor its import is found
+    _, loaded = probe("import torch, cl.engine.results", view)  # the project comes through without its .pth
+    assert "datasets" in loaded and "scipy" not in loaded
 
 
 def test_the_table_has_a_row_for_every_measured_ratio():
