@@ -63,7 +63,9 @@ class Distill(ContinualCallback):
     def teacher_logits(self, module, examples) -> torch.Tensor:
         """Old-head logits for every example (a Dataset or a list of rows), in their order; the pass
         itself runs length-sorted so that its batches carry little padding."""
-        lengths = examples["length"] if hasattr(examples, "column_names") else [len(e["input_ids"]) for e in examples]
+        lengths = (
+            list(examples["length"]) if hasattr(examples, "column_names") else [len(e["input_ids"]) for e in examples]
+        )
         order = sorted(range(len(lengths)), key=lengths.__getitem__)
         out = [None] * len(order)
         for i in range(0, len(order), self.batch_size):

@@ -159,7 +159,8 @@ class Stream:
         """Accuracy does not depend on order, so evaluation sorts by length: batches of similar length
         waste little compute on padding. Process ``rank`` of ``world`` takes every ``world``-th example,
         none repeated, so counts summed over processes are exact."""
-        order = sorted(range(len(split)), key=split["length"].__getitem__, reverse=True)
+        lengths = list(split["length"])  # one read of the column: indexing datasets' Column row by row is slow
+        order = sorted(range(len(split)), key=lengths.__getitem__, reverse=True)
         return DataLoader(split, batch_size, sampler=order[rank::world], collate_fn=self.collate)
 
     def scored_split(self, task: Task) -> Dataset:
