@@ -13,7 +13,6 @@ its longest real sequence, so padding costs no compute in training. LwF's alpha 
 Avalanche's ``CE + alpha * sum KL`` (our ``0.5 CE + 0.5 T^2 KL``, up to a factor of 2 Adam ignores).
 """
 
-import argparse
 import sys
 import time
 from collections import defaultdict
@@ -28,10 +27,10 @@ from avalanche.models import MultiTaskModule  # noqa: E402
 from avalanche.training import LwF, Naive, Replay  # noqa: E402
 from avalanche.training.plugins import EvaluationPlugin  # noqa: E402
 from torch import nn  # noqa: E402
-from transformers import AutoModel, AutoTokenizer, get_scheduler  # noqa: E402
+from transformers import AutoModel, get_scheduler  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import MAX_LENGTH, load, pad, report  # noqa: E402
+from common import MAX_LENGTH, pad, report, setup  # noqa: E402
 
 
 class TextNet(MultiTaskModule):
@@ -83,15 +82,7 @@ class Schedule(SupervisedPlugin):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("data")
-    parser.add_argument("model")
-    parser.add_argument("--strategy", default="naive", choices=["naive", "distill", "replay"])
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    tasks = load(args.data, tokenizer)
+    args, tasks = setup()
 
     def tensors(split: tuple) -> list[torch.Tensor]:
         return [pad(split[0], MAX_LENGTH)[0], torch.tensor(split[1])]

@@ -2,6 +2,7 @@
 tokenizer, the accuracy matrix's JSON line. Nothing of this project is imported (Avalanche runs in a
 virtual environment where the project is not installed)."""
 
+import argparse
 import csv
 import json
 import resource
@@ -10,31 +11,43 @@ import time
 from pathlib import Path
 
 import torch
+from transformers import AutoTokenizer
 
 TASKS = ("news", "sentiment", "subjectivity", "tweets")
 MAX_LENGTH = 64
 
 
-def read(folder: str, task: str, split: str) -> tuple[list[str], list[int], list[str]]:
+def read(folder: str, task: str, split: str) -> tuple[list[str], list[str]]:
     with open(Path(folder) / f"{task}_{split}.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    names = sorted({r["label"] for r in rows})
-    return [r["text"] for r in rows], [names.index(r["label"]) for r in rows], names
+    return [r["text"] for r in rows], [r["label"] for r in rows]
 
 
 def load(folder: str, tokenizer) -> list[dict]:
     """Each task's token ids (lists, unpadded) and labels, train and test; class ids from the sorted
     names of the training split."""
     out = []
+    encode = lambda xs: tokenizer(xs, truncation=True, max_length=MAX_LENGTH)["input_ids"]  # noqa: E731
     for task in TASKS:
-        texts, labels, names = read(folder, task, "train")
-        test_texts, test_raw, _ = read(folder, task, "test")
-        with open(Path(folder) / f"{task}_test.csv", newline="") as f:
-            test_labels = [names.index(r["label"]) for r in csv.DictReader(f)]
-        encode = lambda xs: tokenizer(xs, truncation=True, max_length=MAX_LENGTH)["input_ids"]  # noqa: E731
-        out.append({"name": task, "classes": len(names), "train": (encode(texts), labels),
-                    "test": (encode(test_texts), test_labels)})  # fmt: skip
+        texts, labels = read(folder, task, "train")
+        test_texts, test_labels = read(folder, task, "test")
+        names = sorted(set(labels))
+        out.append({"name": task, "classes": len(names), "train": (encode(texts), [names.index(x) for x in labels]),
+                    "test": (encode(test_texts), [names.index(x) for x in test_labels])})  # fmt: skip
     return out
+
+
+def setup() -> tuple[argparse.Namespace, list[dict]]:
+    """The command line both peer scripts take (``DATA MODEL --strategy --seed``), parsed; the seed
+    set; the tasks loaded and tokenized with the model's tokenizer."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("data")
+    parser.add_argument("model")
+    parser.add_argument("--strategy", default="naive", choices=["naive", "distill", "replay"])
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    return args, load(args.data, AutoTokenizer.from_pretrained(args.model))
 
 
 def pad(seqs: list[list[int]], width: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:

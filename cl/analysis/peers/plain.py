@@ -11,7 +11,6 @@ earlier head against the model as it was at the task's start; replay: 200 exampl
 sampling, 16 replayed per batch of 16 (Avalanche's default), each through its own head.
 """
 
-import argparse
 import copy
 import math
 import random
@@ -23,10 +22,10 @@ start = time.perf_counter()
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
-from transformers import AutoModel, AutoTokenizer, get_scheduler  # noqa: E402
+from transformers import AutoModel, get_scheduler  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import load, pad, report  # noqa: E402
+from common import pad, report, setup  # noqa: E402
 
 
 class Net(nn.Module):
@@ -64,15 +63,7 @@ def evaluate(net: Net, tasks: list[dict]) -> list[float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("data")
-    parser.add_argument("model")
-    parser.add_argument("--strategy", default="naive", choices=["naive", "distill", "replay"])
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args()
-    torch.manual_seed(args.seed)
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
-    tasks = load(args.data, tokenizer)
+    args, tasks = setup()
     net = Net(AutoModel.from_pretrained(args.model), [t["classes"] for t in tasks])
     phases = {"setup_s": time.perf_counter() - start, "train_s": 0.0, "eval_s": 0.0}
     clock = time.perf_counter()
