@@ -7,6 +7,7 @@ the prepared splits are saved with ``save_to_disk`` under a key of everything th
 second run with the same settings does no preparation at all.
 """
 
+import functools
 import hashlib
 import json
 import logging
@@ -15,6 +16,7 @@ import zlib
 
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Value, load_from_disk
+from datasets.fingerprint import Hasher
 from omegaconf import DictConfig, OmegaConf
 
 from tasks.cache import cache_dir, replace_atomically
@@ -132,20 +134,26 @@ def check_splits(name: str, train: Dataset, test: Dataset, label_names: list[str
         )
 
 
-def _tokenize(ds: Dataset, tokenizer, max_length: int, special_tokens: bool = True, target_length: int = 64) -> Dataset:
-    """``text`` -> ``input_ids`` (and a generative task's ``target`` -> ``target_ids``, bare tokens)."""
-    for source, column, limit, special in (("text", "input_ids", max_length, special_tokens),
-                                           ("target", "target_ids", target_length, False)):  # fmt: skip
+def _tokenize(ds: Dataset, tokenizer, max_length: int, special: bool, target_length: int, tokenizer_hash) -> Dataset:
+    """``text`` -> ``input_ids`` (and a generative task's ``target`` -> ``target_ids``, bare tokens).
+
+    Left to itself, datasets fingerprints each ``map`` by hashing the function, tokenizer included
+    (about 0.2 s for MiniLM's, at every call). The fingerprint is named here from the same parts: the
+    input's fingerprint, datasets' hash of the tokenizer (``tokenizer_hash()``, computed once for a
+    stream) and the settings; ``PREP_VERSION`` stands for the code."""
+    for source, column, limit, with_special in (("text", "input_ids", max_length, special),
+                                                ("target", "target_ids", target_length, False)):  # fmt: skip
         if source not in ds.column_names:
             continue
         if tokenizer is None:
             raise ValueError("this stream has raw text but the model has no tokenizer")
 
-        def encode(batch, source=source, column=column, limit=limit, special=special):
+        def encode(batch, source=source, column=column, limit=limit, special=with_special):
             out = tokenizer(batch[source], truncation=True, max_length=limit, add_special_tokens=special)
             return {column: out["input_ids"]}
 
-        ds = ds.map(encode, batched=True, remove_columns=[source], desc="tokenize")
+        parts = [ds._fingerprint, tokenizer_hash(), source, column, limit, with_special, PREP_VERSION]
+        ds = ds.map(encode, batched=True, remove_columns=[source], desc="tokenize", new_fingerprint=Hasher.hash(parts))
     ds = ds.select_columns([c for c in ("input_ids", "target_ids", "label") if c in ds.column_names])
     return ds.map(lambda b: {"length": [len(x) for x in b["input_ids"]]}, batched=True, desc="lengths")
 
@@ -193,10 +201,12 @@ def prepare_task(
     cache: bool = True,
     special_tokens: bool = True,
     probe: bool = False,
+    tokenizer_hash=None,
 ):
     """Return ``(label_names, train, test)`` for one task, from the Arrow cache when possible.
     ``special_tokens=False`` tokenizes the bare text (a language model's prompt wraps it).
-    ``probe=True``: a general-ability probe, which needs a test split only."""
+    ``probe=True``: a general-ability probe, which needs a test split only. ``tokenizer_hash``: a
+    function giving datasets' hash of ``tokenizer``, shared by the tasks of a stream (``_tokenize``)."""
     key = _fingerprint(name, spec, seed, tokenizer, max_length, special_tokens)
     cache = cache and not probe  # a probe's training split is empty, which datasets cannot load back
     path = cache_dir() / "prepared" / f"{name}-{key}"
@@ -214,7 +224,8 @@ def prepare_task(
             check_splits(name, train, test, label_names)
     warn_overlap(name, train, test)
     target_length = spec.get("max_target_length", 64)
-    tokenize = lambda ds: _tokenize(ds, tokenizer, max_length, special_tokens, target_length)  # noqa: E731
+    tokenizer_hash = tokenizer_hash or functools.cache(lambda: Hasher.hash(tokenizer))
+    tokenize = lambda ds: _tokenize(ds, tokenizer, max_length, special_tokens, target_length, tokenizer_hash)  # noqa: E731
     dd = DatasetDict(train=tokenize(train), test=tokenize(test))
     if cache:
         replace_atomically(path, lambda tmp: dd.save_to_disk(str(tmp)))

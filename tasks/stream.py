@@ -1,11 +1,13 @@
 """A stream: the ordered tasks of one continual-learning run, and their data loaders."""
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from datasets import Dataset, Value, concatenate_datasets
+from datasets.fingerprint import Hasher
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
@@ -201,6 +203,7 @@ def prepare_tasks(cfg: DictConfig, tokenizer, seed: int, probes: bool = False, r
     probes_n = len(cfg.get("general") or {})
     first_id = {"tasks": 0, "general": len(cfg.tasks), "rehearsal": len(cfg.tasks) + probes_n}[section]
     tasks = []
+    tokenizer_hash = functools.cache(lambda: Hasher.hash(tokenizer))  # hashed once, on the first cache miss
     for task_id, i in enumerate(order, first_id):
         name, spec = names[i], specs[names[i]]
         kind = spec.get("type", "classify")
@@ -208,7 +211,7 @@ def prepare_tasks(cfg: DictConfig, tokenizer, seed: int, probes: bool = False, r
             raise ValueError(f"stream.{section}.{name}.type must be one of {kinds}, got {kind!r}")
         labels, train, test = prepare_task(
             name, spec, tokenizer, seed, spec.get("max_length", cfg.max_length), cfg.get("cache", True),
-            special_tokens=cfg.get("special_tokens", True), probe=probes,
+            special_tokens=cfg.get("special_tokens", True), probe=probes, tokenizer_hash=tokenizer_hash,
         )  # fmt: skip
         validation = None
         if cfg.get("validation_fraction") and section == "tasks":

@@ -70,6 +70,30 @@ def test_local_dataset_folder_goes_through_the_hub_loader(tmp_path):
     assert len(train) == 16 and len(test) == 8 and len(names) == 2
 
 
+class ShiftedTokenizer(WordTokenizer):
+    """WordTokenizer's name and size with other ids: only datasets' hash of the object tells them apart."""
+
+    def __call__(self, texts, **kwargs):
+        return {"input_ids": [[i + 1 for i in ids] for ids in super().__call__(texts, **kwargs)["input_ids"]]}
+
+
+def test_a_streams_tokenizer_is_hashed_once_and_tells_tokenizers_apart(tmp_path, monkeypatch):
+    from datasets.fingerprint import Hasher
+
+    from tasks.stream import prepare_tasks
+
+    f = write_csv(tmp_path / "a.csv", rows(20))
+    source = {"_target_": "tasks.files.load", "train": str(f)}
+    task = {"source": source, "train_per_class": 10, "test_per_class": 5}
+    cfg = OmegaConf.create({"name": "s", "max_length": 16, "cache": False, "tasks": {"a": task, "b": task}})
+    hashed, original = [], Hasher.hash
+    monkeypatch.setattr(Hasher, "hash", staticmethod(lambda x: hashed.append(x) or original(x)))
+    a = prepare_tasks(cfg, WordTokenizer(), 0)
+    assert sum(isinstance(x, WordTokenizer) for x in hashed) == 1  # two tasks, four splits, one hash
+    b = prepare_tasks(cfg, ShiftedTokenizer(), 0)  # datasets must not reuse a's tokens from its file cache
+    assert b[0].train["input_ids"] == [[i + 1 for i in ids] for ids in a[0].train["input_ids"]]
+
+
 def test_prepared_splits_are_cached(tmp_path, monkeypatch):
     f = write_csv(tmp_path / "a.csv", rows(10))
     s = spec({"_target_": "tasks.files.load", "train": str(f)}, test_per_class=3)
