@@ -1,18 +1,16 @@
 """A stream: the ordered tasks of one continual-learning run, and their data loaders."""
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from datasets import Dataset, Value, concatenate_datasets
-from datasets.fingerprint import Hasher
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
 from tasks.batching import PaddedText, merge
-from tasks.prepare import hold_out, prepare_task
+from tasks.prepare import hold_out, prepare_task, tokenizer_hasher
 
 SCENARIOS = ("task", "class")
 KINDS = ("classify", "generate")
@@ -203,7 +201,7 @@ def prepare_tasks(cfg: DictConfig, tokenizer, seed: int, probes: bool = False, r
     probes_n = len(cfg.get("general") or {})
     first_id = {"tasks": 0, "general": len(cfg.tasks), "rehearsal": len(cfg.tasks) + probes_n}[section]
     tasks = []
-    tokenizer_hash = functools.cache(lambda: Hasher.hash(tokenizer))  # hashed once, on the first cache miss
+    tokenizer_hash = tokenizer_hasher(tokenizer)  # one hash for the stream, at its first cache miss
     for task_id, i in enumerate(order, first_id):
         name, spec = names[i], specs[names[i]]
         kind = spec.get("type", "classify")

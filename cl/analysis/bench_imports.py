@@ -10,7 +10,8 @@ shows up by name.
 A second table repeats the layers with the packages that torchmetrics imports only because they are
 installed (scipy for its audio metrics, matplotlib for its plots; training and scoring need
 neither, though the run draws its heatmap with matplotlib) hidden from the process: the least memory
-the required stack's imports can hold in this environment. The processes see a copy of site-packages made of links to every entry but those.
+the required stack's imports can hold in this environment. The processes see a copy of site-packages
+made of links to every entry but those.
 """
 
 import json
